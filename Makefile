@@ -1,0 +1,90 @@
+# clickpulse: `make demo` runs the whole pipeline, `make test` runs every test. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+CACHE       := .cache
+DATA        := .data
+KAFKA_LIBS  := $(CACHE)/kafka-4.1.1/libs
+SPARK_JARS  := $(CACHE)/spark-jars
+FERRETDB    := $(CACHE)/bin/clickpulse-ferretdb
+MVN         := mvn -B -q -Dmaven.repo.local=$(abspath $(CACHE))/m2
+GOENV       := GOMODCACHE=$(abspath $(CACHE))/go-mod GOPATH=$(abspath $(CACHE))/go GOCACHE=$(abspath $(CACHE))/go-build GOFLAGS=-modcacherw
+export KAFKA_PORT ?= 9092
+export MONGO_PORT ?= 27017
+export CLICKPULSE_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
+export CLICKPULSE_MONGO_URI ?= mongodb://127.0.0.1:$(MONGO_PORT)/
+export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv jars ferretdb browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: venv jars ferretdb ## install everything the pipeline needs (venv, Kafka and connector jars, FerretDB)
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --upgrade pip
+	$(PY) -m pip install --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	touch $@
+
+jars: $(KAFKA_LIBS)/.installed $(SPARK_JARS)/.installed
+$(KAFKA_LIBS)/.installed: stack/kafka/pom.xml
+	$(MVN) -f stack/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	touch $@
+$(SPARK_JARS)/.installed: stack/spark/pom.xml
+	$(MVN) -f stack/spark/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(SPARK_JARS)) \
+	  -DincludeArtifactIds=spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2
+	touch $@
+
+ferretdb: $(FERRETDB)
+$(FERRETDB): stack/ferretdb/main.go stack/ferretdb/go.mod stack/ferretdb/go.sum
+	@if command -v mongod >/dev/null; then echo "mongod found on PATH: FerretDB not needed"; mkdir -p $(dir $@); touch $@; \
+	else cd stack/ferretdb && $(GOENV) go build -o $(abspath $@) . ; fi
+
+browser: ## install Debian's headless Chromium for the browser test
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+stack-up: setup ## start Kafka (KRaft) and the Mongo-wire server on 127.0.0.1
+	$(PY) -m devstack up
+stack-down: ## stop them
+	@test -x $(PY) && $(PY) -m devstack down || true
+stack-status: ## report them
+	$(PY) -m devstack status
+
+test: setup browser ## run every test (unit, integration, crash, cluster, browser); starts its own servers
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff
+	$(PY) -m ruff check .
+
+job: setup ## run the streaming job against the local stack (foreground)
+	$(VENV)/bin/spark-submit --master 'local[*]' --jars $$(ls $(SPARK_JARS)/*.jar | paste -sd,) streaming_job/main.py
+
+producer: setup ## run the producer against the local stack (foreground)
+	$(PY) -m producer
+
+report: setup ## serve the Streamlit report on http://localhost:8501
+	$(VENV)/bin/streamlit run reporting/app.py --server.headless true --server.port 8501
+
+demo: stack-up ## the whole pipeline: stack, producer, job and report at http://localhost:8501 (Ctrl-C stops)
+	$(PY) -m devstack demo
+
+demo-down: stack-down ## stop whatever `make demo` left running
+
+dist: ## build dist/clickpulse.zip for spark-submit --py-files
+	mkdir -p dist && rm -f dist/clickpulse.zip
+	zip -qr dist/clickpulse.zip streaming_job storage -x '*/__pycache__/*'
+	@echo "dist/clickpulse.zip"
+
+bench: setup ## run the benchmarks (print JSON)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean: stack-down ## remove runtime data (keeps downloads)
+	rm -rf $(DATA) artifacts dist

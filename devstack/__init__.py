@@ -1,0 +1,1 @@
+"""Local development stack: a real Kafka broker (KRaft) and a MongoDB-wire server on loopback."""

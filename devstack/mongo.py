@@ -1,0 +1,68 @@
+"""A MongoDB-wire server on loopback: `mongod` when installed, else FerretDB v1 over SQLite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.paths import FERRETDB_BIN, mongod_binary
+from devstack.process import ManagedProcess, StackError
+from devstack.kafka import port_open
+
+
+@dataclass(frozen=True)
+class MongoServer:
+    """One MongoDB-wire server whose data and log live under `data_dir`."""
+
+    data_dir: Path
+    port: int = 27017
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess("mongo", self.data_dir)
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    @property
+    def flavour(self) -> str:
+        return "mongod" if mongod_binary() else "FerretDB v1 (SQLite)"
+
+    def _argv(self) -> list[str]:
+        mongod = mongod_binary()
+        if mongod:
+            db = self.data_dir / "mongod"
+            db.mkdir(parents=True, exist_ok=True)
+            return [mongod, "--bind_ip", "127.0.0.1", "--port", str(self.port), "--dbpath", str(db), "--quiet"]
+        if not FERRETDB_BIN.exists():
+            raise StackError(f"no mongod on PATH and FerretDB not built at {FERRETDB_BIN}: run `make setup` first")
+        return [str(FERRETDB_BIN), "-listen", f"127.0.0.1:{self.port}", "-data-dir", str(self.data_dir / "ferretdb")]
+
+    def start(self, timeout: float = 60.0) -> bool:
+        """Start the server unless it runs already; return whether it was started now."""
+        if self.process.pid() is not None:
+            return False
+        if port_open(self.port):
+            raise StackError(f"port {self.port} is already in use by another process: set MONGO_PORT")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process.start(self._argv())
+        self.process.wait_ready(self.ping, timeout, f"Mongo ping on {self.uri}")
+        return True
+
+    def ping(self) -> bool:
+        if not port_open(self.port):
+            return False
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        client = MongoClient(self.uri, serverSelectionTimeoutMS=2000)
+        try:
+            return client.admin.command("ping").get("ok") == 1
+        except PyMongoError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=15.0)

@@ -1,0 +1,71 @@
+"""The local stack as one unit: a Kafka broker and a Mongo-wire server sharing a data folder."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.kafka import KafkaBroker
+from devstack.mongo import MongoServer
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """Kafka + Mongo on 127.0.0.1, data under `data_dir`."""
+
+    data_dir: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    mongo_port: int = 27017
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path) -> LocalStack:
+        ports = {free_port() for _ in range(6)}
+        if len(ports) < 3:
+            raise RuntimeError("could not find three free loopback ports")
+        kafka, controller, mongo = sorted(ports)[:3]
+        return cls(data_dir, kafka, controller, mongo)
+
+    @property
+    def kafka(self) -> KafkaBroker:
+        return KafkaBroker(self.data_dir / "kafka", self.kafka_port, self.kafka_controller_port)
+
+    @property
+    def mongo(self) -> MongoServer:
+        return MongoServer(self.data_dir / "mongo", self.mongo_port)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    @property
+    def mongo_uri(self) -> str:
+        return self.mongo.uri
+
+    def up(self) -> dict[str, bool]:
+        """Start both servers (idempotent); return which were started now."""
+        started = {"mongo": self.mongo.start()}
+        started["kafka"] = self.kafka.start()
+        return started
+
+    def down(self) -> dict[str, bool]:
+        """Stop both servers; return which were running."""
+        return {"kafka": self.kafka.stop(), "mongo": self.mongo.stop()}
+
+    def status(self) -> list[dict[str, object]]:
+        return [
+            {"server": "kafka", "pid": self.kafka.process.pid(), "address": self.bootstrap_servers,
+             "answers": self.kafka.round_trip() if self.kafka.process.pid() else False,
+             "log": str(self.kafka.process.log_file)},
+            {"server": f"mongo ({self.mongo.flavour})", "pid": self.mongo.process.pid(), "address": self.mongo_uri,
+             "answers": self.mongo.ping() if self.mongo.process.pid() else False,
+             "log": str(self.mongo.process.log_file)},
+        ]

@@ -1,0 +1,1 @@
+"""The MongoDB side of clickpulse: the collection contract, indexes, writers and report queries."""

@@ -1,0 +1,95 @@
+"""The storage contract: every collection, field and document id the job writes and the report reads.
+
+Declared once here and imported everywhere else, so a rename is a one-line change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+DEFAULT_DATABASE = "clickpulse"
+
+# Collections
+ACTIVE_USERS = "active_users"
+PAGE_VIEWS = "page_views"
+USER_SESSIONS = "user_sessions"
+INVALID_EVENTS = "invalid_events"
+PIPELINE_METRICS = "pipeline_metrics"
+
+AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS)
+
+# Fields shared by the window aggregates
+ID = "_id"
+WINDOW_START = "window_start"
+WINDOW_END = "window_end"
+UPDATED_AT = "updated_at"
+
+# active_users: {_id, window_start, window_end, active_users, updated_at}
+ACTIVE_USERS_COUNT = "active_users"
+# page_views: {_id, window_start, window_end, page_url, views, updated_at}
+PAGE_URL = "page_url"
+VIEWS = "views"
+# user_sessions: {_id, window_start, window_end, user_id, sessions, events, updated_at}
+USER_ID = "user_id"
+SESSIONS = "sessions"
+EVENTS = "events"
+
+# invalid_events: {_id, reason, detail, raw, raw_truncated, topic, partition, offset, kafka_timestamp, stored_at}
+REASON = "reason"
+DETAIL = "detail"
+RAW = "raw"
+RAW_TRUNCATED = "raw_truncated"
+TOPIC = "topic"
+PARTITION = "partition"
+OFFSET = "offset"
+KAFKA_TIMESTAMP = "kafka_timestamp"
+STORED_AT = "stored_at"
+
+# Every `reason` an invalid event can carry, in the order validation checks them.
+INVALID_REASONS = (
+    "too_large",
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "unknown_event_type",
+    "bad_timestamp",
+    "future_timestamp",
+)
+RAW_MAX_CHARS = 4096
+
+# pipeline_metrics: one document per micro-batch per streaming query
+QUERY = "query"
+RUN_ID = "run_id"
+BATCH_ID = "batch_id"
+TIMESTAMP = "timestamp"
+INPUT_ROWS = "input_rows"
+INPUT_ROWS_PER_SECOND = "input_rows_per_second"
+PROCESSED_ROWS_PER_SECOND = "processed_rows_per_second"
+BATCH_DURATION_MS = "batch_duration_ms"
+WATERMARK = "watermark"
+STATE_ROWS = "state_rows"
+DROPPED_BY_WATERMARK = "dropped_by_watermark"
+
+
+def iso_minute(ts: datetime) -> str:
+    """Render a UTC instant as the fixed-width text used inside document ids."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_id(window_start: datetime, key: str | None = None) -> str:
+    """Document id of one window aggregate: the window start, plus the key where there is one."""
+    return iso_minute(window_start) if key is None else f"{iso_minute(window_start)}|{key}"
+
+
+def invalid_event_id(topic: str, partition: int, offset: int) -> str:
+    """Document id of one invalid event: its Kafka coordinates, so a replay rewrites the same document."""
+    return f"{topic}-{partition}-{offset}"
+
+
+def metrics_id(query: str, run_id: str, batch_id: int) -> str:
+    """Document id of one batch's progress: a replayed batch (same run) overwrites its own document."""
+    return f"{query}|{run_id}|{batch_id}"

@@ -1,0 +1,70 @@
+"""Index creation and retention (a TTL index where the server has one, pruning where it does not)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from storage import contract as c
+
+log = logging.getLogger(__name__)
+
+# (collection, keys, unique). Each read the report makes is covered by one of these.
+INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
+    (c.ACTIVE_USERS, [(c.WINDOW_START, DESCENDING)], True),
+    (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.PAGE_URL, ASCENDING)], True),
+    (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.VIEWS, DESCENDING)], False),
+    (c.USER_SESSIONS, [(c.WINDOW_START, DESCENDING), (c.USER_ID, ASCENDING)], True),
+    (c.USER_SESSIONS, [(c.WINDOW_START, DESCENDING), (c.EVENTS, DESCENDING)], False),
+    (c.INVALID_EVENTS, [(c.KAFKA_TIMESTAMP, DESCENDING)], False),
+    (c.INVALID_EVENTS, [(c.REASON, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
+    (c.PIPELINE_METRICS, [(c.QUERY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
+    (c.PIPELINE_METRICS, [(c.TIMESTAMP, DESCENDING)], False),
+)
+
+# Retention is measured on `updated_at` (wall clock of the last write), never on event time,
+# so replaying old events does not delete what was just computed.
+RETENTION_FIELD = {
+    c.ACTIVE_USERS: c.UPDATED_AT,
+    c.PAGE_VIEWS: c.UPDATED_AT,
+    c.USER_SESSIONS: c.UPDATED_AT,
+    c.INVALID_EVENTS: c.STORED_AT,
+    c.PIPELINE_METRICS: c.TIMESTAMP,
+}
+
+_NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`
+
+
+def ensure_indexes(db: Database, retention: timedelta | None) -> bool:
+    """Create every index (idempotent); return True when retention is enforced by TTL indexes.
+
+    With `retention=None` nothing expires. When the server has no TTL indexes (FerretDB v1),
+    returns False and the caller prunes with `prune_expired`.
+    """
+    for coll, keys, unique in INDEXES:
+        db[coll].create_index(keys, unique=unique)
+    if retention is None:
+        return True
+    ttl = True
+    for coll, field in RETENTION_FIELD.items():
+        try:
+            db[coll].create_index([(field, ASCENDING)], expireAfterSeconds=int(retention.total_seconds()),
+                                  name=f"ttl_{field}")
+        except OperationFailure as e:
+            if e.code != _NOT_IMPLEMENTED:
+                raise
+            ttl = False
+            db[coll].create_index([(field, ASCENDING)], name=f"retention_{field}")
+    if not ttl:
+        log.info("this Mongo server has no TTL indexes: the job prunes documents older than %s itself", retention)
+    return ttl
+
+
+def prune_expired(db: Database, retention: timedelta, now: datetime | None = None) -> dict[str, int]:
+    """Delete documents whose retention field is older than `now - retention`; return counts per collection."""
+    cutoff = (now or datetime.now(UTC)) - retention
+    return {coll: db[coll].delete_many({field: {"$lt": cutoff}}).deleted_count for coll, field in RETENTION_FIELD.items()}

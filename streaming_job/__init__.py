@@ -1,0 +1,1 @@
+"""The clickpulse Spark Structured Streaming job: Kafka -> validate -> dedup -> windows -> MongoDB."""

@@ -1,0 +1,36 @@
+"""The local stack the tests (and `make stack-up`) run on answers real clients."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.__main__ import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_kafka_broker_round_trips_a_record(stack):
+    # Given the session's broker, When a record is produced and consumed, Then it comes back.
+    assert stack.kafka.round_trip()
+
+
+def test_mongo_server_answers_ping(stack):
+    assert stack.mongo.ping()
+
+
+def test_starting_a_running_stack_again_is_harmless(stack):
+    # When up() is called on servers that already run, Then nothing is started twice.
+    assert stack.up() == {"mongo": False, "kafka": False}
+
+
+def test_status_cli_exits_zero_when_both_servers_answer(stack, capsys):
+    code = run_cli(["status", "--data-dir", str(stack.data_dir), "--kafka-port", str(stack.kafka_port),
+                    "--kafka-controller-port", str(stack.kafka_controller_port), "--mongo-port", str(stack.mongo_port)])
+    assert code == 0
+    assert "127.0.0.1" in capsys.readouterr().out
+
+
+def test_bad_port_in_environment_exits_with_one_clear_line(monkeypatch):
+    monkeypatch.setenv("KAFKA_PORT", "ninety")
+    with pytest.raises(SystemExit, match="KAFKA_PORT must be a port number"):
+        run_cli(["status"])
