@@ -29,11 +29,14 @@ def _env_int(name: str, default: int) -> int:
 def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     p.add_argument("command", choices=["up", "down", "status"], help="start, stop or report the stack")
-    p.add_argument("--data-dir", type=Path, default=DATA / "stack", help="where servers keep data and logs (default: %(default)s)")
-    p.add_argument("--kafka-port", type=int, default=_env_int("KAFKA_PORT", 9092), help="Kafka client port (env KAFKA_PORT, default 9092)")
+    p.add_argument("--data-dir", type=Path, default=DATA / "stack",
+                   help="where servers keep data and logs (default: %(default)s)")
+    p.add_argument("--kafka-port", type=int, default=_env_int("KAFKA_PORT", 9092),
+                   help="Kafka client port (env KAFKA_PORT, default 9092)")
     p.add_argument("--kafka-controller-port", type=int, default=_env_int("KAFKA_CONTROLLER_PORT", 9093),
                    help="KRaft controller port (env KAFKA_CONTROLLER_PORT, default 9093)")
-    p.add_argument("--mongo-port", type=int, default=_env_int("MONGO_PORT", 27017), help="Mongo port (env MONGO_PORT, default 27017)")
+    p.add_argument("--mongo-port", type=int, default=_env_int("MONGO_PORT", 27017),
+                   help="Mongo port (env MONGO_PORT, default 27017)")
     p.add_argument("--json", action="store_true", help="print status as JSON")
     return p
 

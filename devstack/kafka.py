@@ -107,7 +107,7 @@ class KafkaBroker:
         import subprocess
 
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        done = subprocess.run(  # noqa: S603
+        done = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
             capture_output=True,
             text=True,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.kafka import port_open
 from devstack.paths import FERRETDB_BIN, mongod_binary
 from devstack.process import ManagedProcess, StackError
-from devstack.kafka import port_open
 
 
 @dataclass(frozen=True)

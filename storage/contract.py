@@ -71,6 +71,9 @@ BATCH_DURATION_MS = "batch_duration_ms"
 WATERMARK = "watermark"
 STATE_ROWS = "state_rows"
 DROPPED_BY_WATERMARK = "dropped_by_watermark"
+DUPLICATES_DROPPED = "duplicates_dropped"
+VALID_ROWS = "valid_rows"
+INVALID_ROWS = "invalid_rows"
 
 
 def iso_minute(ts: datetime) -> str:

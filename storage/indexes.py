@@ -60,7 +60,7 @@ def ensure_indexes(db: Database, retention: timedelta | None) -> bool:
             ttl = False
             db[coll].create_index([(field, ASCENDING)], name=f"retention_{field}")
     if not ttl:
-        log.info("this Mongo server has no TTL indexes: the job prunes documents older than %s itself", retention)
+        log.info("this Mongo server has no TTL indexes: expired documents are pruned by the job instead")
     return ttl
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain, islice
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import MongoClient, ReplaceOne
 
 from storage import contract as c
 from storage.client import connect
+
+Document = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -28,45 +29,56 @@ class MongoTarget:
             raise ValueError(f"invalid Mongo database name: {self.database!r}")
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]], stamp_field: str | None = c.UPDATED_AT,
+                  chunk_size: int = 1000) -> int:
+    """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count.
 
-
-def upsert_documents(target: MongoTarget, collection: str, docs: Iterable[Mapping[str, Any]],
-                     stamp_field: str | None = c.UPDATED_AT, chunk_size: int = 1000) -> int:
-    """Replace-or-insert every document by `_id`, unordered, in chunks; return how many were written.
-
-    `stamp_field` gets the wall-clock time of the write (not part of the aggregate's value).
+    `stamp_field` gets the wall-clock time of the write, which is not part of any aggregate's value.
+    No connection is opened when there is nothing to write (empty partitions are common).
     """
-    chunks = _chunks(docs, chunk_size)
-    first = next(chunks, None)
-    if first is None:  # empty partitions are common; do not open a connection for them
-        return 0
-    client = connect(target.uri, "clickpulse-sink")
+    client: MongoClient | None = None
+    pending: dict[str, list[ReplaceOne]] = {}
     written = 0
-    try:
-        coll = client[target.database][collection]
-        for chunk in chain([first], chunks):
-            now = datetime.now(UTC)
-            ops = [ReplaceOne({c.ID: d[c.ID]}, {**d, stamp_field: now} if stamp_field else dict(d), upsert=True)
-                   for d in chunk]
-            result = coll.bulk_write(ops, ordered=False)
+
+    def flush(collection: str) -> None:
+        nonlocal written
+        ops = pending.pop(collection, [])
+        if ops:
+            assert client is not None
+            result = client[target.database][collection].bulk_write(ops, ordered=False)
             written += result.upserted_count + result.matched_count
+
+    try:
+        for collection, doc in docs:
+            if client is None:
+                client = connect(target.uri, "clickpulse-sink")
+            body = {**doc, stamp_field: datetime.now(UTC)} if stamp_field else dict(doc)
+            pending.setdefault(collection, []).append(ReplaceOne({c.ID: doc[c.ID]}, body, upsert=True))
+            if len(pending[collection]) >= chunk_size:
+                flush(collection)
+        for collection in list(pending):
+            flush(collection)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     return written
 
 
-def partition_writer(target: MongoTarget, collection: str,
-                     stamp_field: str | None = c.UPDATED_AT) -> Callable[[Iterable[Any]], None]:
-    """Build the function `DataFrame.foreachPartition` runs on executors: rows (with `_id`) become documents.
+def upsert_documents(target: MongoTarget, collection: str, docs: Iterable[Document],
+                     stamp_field: str | None = c.UPDATED_AT, chunk_size: int = 1000) -> int:
+    """`upsert_routed` for documents that all go to one collection."""
+    return upsert_routed(target, ((collection, d) for d in docs), stamp_field, chunk_size)
 
-    The target is captured by closure, so nothing but its URI and names travel to the executors.
+
+def partition_writer(target: MongoTarget, to_documents: Callable[[Iterable[Any]], Iterable[tuple[str, Document]]],
+                     stamp_field: str | None = c.UPDATED_AT) -> Callable[[Iterable[Any]], None]:
+    """Build the function `DataFrame.foreachPartition` runs on executors.
+
+    `to_documents` turns the partition's rows into (collection, document) pairs. The target is
+    captured by closure, so only its URI and names travel to the executors.
     """
 
     def write(rows: Iterable[Any]) -> None:
-        upsert_documents(target, collection, (row.asDict(recursive=True) for row in rows), stamp_field)
+        upsert_routed(target, to_documents(rows), stamp_field)
 
     return write

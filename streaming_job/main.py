@@ -1,0 +1,246 @@
+"""Run the clickpulse streaming job: `spark-submit streaming_job/main.py [flags]` or `python -m streaming_job`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import NoReturn
+
+if __package__ in (None, ""):  # run as a script by spark-submit: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from storage import contract as c
+from storage.client import mask_uri
+from streaming_job import events as ev
+from streaming_job.settings import JobSettings, Trigger, WindowSpec, parse_duration
+
+log = logging.getLogger("clickpulse.job")
+PROG = "clickpulse-job"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _retention(text: str) -> timedelta | None:
+    return None if text.strip().lower() in ("none", "off", "0") else _duration(text)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def main_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    io = p.add_argument_group("where")
+    io.add_argument("--bootstrap-servers", default=_env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                    help="Kafka bootstrap servers (env CLICKPULSE_BOOTSTRAP_SERVERS)")
+    io.add_argument("--topic", default=_env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
+    io.add_argument("--mongo-uri", default=_env("CLICKPULSE_MONGO_URI", "mongodb://127.0.0.1:27017/"),
+                    help="MongoDB URI, credentials included (env CLICKPULSE_MONGO_URI)")
+    io.add_argument("--database", default=_env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
+                    help="database (env CLICKPULSE_DATABASE)")
+    io.add_argument("--checkpoint-dir", default=_env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
+                    help="base checkpoint dir: local path or file://, hdfs://, s3a:// URI (env CLICKPULSE_CHECKPOINT_DIR)")
+    run = p.add_argument_group("how")
+    run.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
+                     help="where a new checkpoint starts reading (ignored when resuming)")
+    run.add_argument("--max-offsets-per-trigger", type=_positive_int, default=None,
+                     help="cap on records per micro-batch (default: no cap)")
+    run.add_argument("--trigger", default="processing-time:1s",
+                     help="'processing-time:<duration>' to run continuously, or 'available-now' to drain and exit")
+    run.add_argument("--watermark", type=_duration, default="10 minutes",
+                     help="how late (event time) an event may arrive and still be counted")
+    run.add_argument("--shuffle-partitions", type=_positive_int, default=8,
+                     help="state partitions (fixed by the checkpoint after the first run)")
+    run.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
+                     help="stop when Kafka deleted records the job had not read yet")
+    win = p.add_argument_group("windows")
+    win.add_argument("--active-users-window", type=_duration, default="5 minutes")
+    win.add_argument("--active-users-slide", type=_duration, default="1 minute")
+    win.add_argument("--sessions-window", type=_duration, default="5 minutes")
+    win.add_argument("--sessions-slide", type=_duration, default="1 minute")
+    win.add_argument("--page-views-window", type=_duration, default="15 minutes")
+    win.add_argument("--page-views-slide", type=_duration, default="1 minute")
+    val = p.add_argument_group("validation and storage")
+    val.add_argument("--event-types", default=",".join(ev.EVENT_TYPES), help="comma-separated accepted event types")
+    val.add_argument("--max-event-bytes", type=_positive_int, default=ev.MAX_EVENT_BYTES,
+                     help="larger values are stored as invalid (too_large)")
+    val.add_argument("--retention", type=_retention, default="7 days",
+                     help="keep documents this long after their last update ('none' keeps them forever)")
+    p.add_argument("--log-level", default=_env("CLICKPULSE_LOG_LEVEL", "INFO"),
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env CLICKPULSE_LOG_LEVEL)")
+    return p
+
+
+def settings_from_args(ns: argparse.Namespace) -> JobSettings:
+    return JobSettings(
+        bootstrap_servers=ns.bootstrap_servers,
+        mongo_uri=ns.mongo_uri,
+        checkpoint_dir=ns.checkpoint_dir,
+        topic=ns.topic,
+        database=ns.database,
+        starting_offsets=ns.starting_offsets,
+        max_offsets_per_trigger=ns.max_offsets_per_trigger,
+        trigger=Trigger.parse(ns.trigger),
+        watermark=ns.watermark,
+        active_users_window=WindowSpec(ns.active_users_window, ns.active_users_slide),
+        sessions_window=WindowSpec(ns.sessions_window, ns.sessions_slide),
+        page_views_window=WindowSpec(ns.page_views_window, ns.page_views_slide),
+        event_types=tuple(t.strip() for t in ns.event_types.split(",") if t.strip()),
+        max_event_bytes=ns.max_event_bytes,
+        retention=ns.retention,
+        shuffle_partitions=ns.shuffle_partitions,
+        fail_on_data_loss=ns.fail_on_data_loss == "true",
+    )
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    parser = main_parser()
+    ns = parser.parse_args(args)
+    try:
+        settings = settings_from_args(ns)
+    except ValueError as e:
+        parser.error(str(e))
+    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "kafka", "pymongo"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return run(settings)
+
+
+def run(s: JobSettings) -> int:
+    """Start both queries and run until they finish (available-now), fail, or the job is stopped."""
+    from pymongo.errors import PyMongoError
+
+    from storage.client import connect
+    from storage.indexes import ensure_indexes, prune_expired
+    from storage.sink import MongoTarget
+    from streaming_job.lock import Heartbeat, local_path
+    from streaming_job.metrics import ProgressRecorder
+    from streaming_job.pipeline import QUERIES, start_queries
+    from streaming_job.session import build_session, ship_packages
+
+    target = MongoTarget(s.mongo_uri, s.database)
+    client = connect(s.mongo_uri, "clickpulse-job")
+    stop = threading.Event()
+    heartbeat: Heartbeat | None = None
+    spark = None
+    queries = []
+    try:
+        db = client[s.database]
+        try:
+            ttl = ensure_indexes(db, s.retention)
+        except PyMongoError as e:
+            log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
+            return 1
+        log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
+                 "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if ttl else 'pruning'}")
+
+        spark = build_session(s)
+        spark.sparkContext.setLogLevel("WARN")
+        ship_packages(spark)
+        recorder = ProgressRecorder(lambda doc: db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True))
+        spark.streams.addListener(recorder)
+
+        local = local_path(s.checkpoint_dir)
+        if local is not None:
+            heartbeat = Heartbeat(local, QUERIES).start()
+        if s.retention is not None and not ttl:
+            threading.Thread(target=_prune_loop, args=(stop, lambda: prune_expired(db, s.retention)),
+                             name="clickpulse-retention", daemon=True).start()
+
+        def on_term(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
+        queries = start_queries(spark, s, target)
+        log.info("reading %s from %s (%s), checkpoints in %s", s.topic, s.bootstrap_servers, s.trigger.describe(),
+                 s.checkpoint_dir)
+        if s.trigger.available_now:
+            for q in queries:
+                q.awaitTermination()
+        else:
+            spark.streams.awaitAnyTermination()
+        failed = [q for q in queries if q.exception() is not None]
+        for q in failed:
+            log.error("query %s failed: %s", q.name, str(q.exception()).splitlines()[0])
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        log.info("stopping (signal received)")
+        return 0
+    except Exception as e:  # report, don't dump a Java stack into the user's terminal
+        log.error("job failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        log.debug("details", exc_info=True)
+        return 1
+    finally:
+        stop.set()
+        for q in queries:
+            try:
+                q.stop()
+            except Exception as e:
+                log.warning("stopping query %s: %s", q.name, e)
+        if spark is not None:
+            _drain_listener_events(spark)
+        if heartbeat is not None:
+            heartbeat.stop()
+        client.close()
+        if spark is not None:
+            spark.stop()
+
+
+def _human(d: timedelta) -> str:
+    seconds = int(d.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
+
+
+def _prune_loop(stop: threading.Event, prune, every_seconds: float = 600.0) -> None:
+    """Retention for servers without TTL indexes: delete expired documents every few minutes."""
+    while not stop.wait(every_seconds):
+        try:
+            removed = prune()
+            if any(removed.values()):
+                log.info("retention removed %s", removed)
+        except Exception as e:
+            log.warning("retention pruning failed: %s", e)
+
+
+def _drain_listener_events(spark, timeout_ms: int = 10000) -> None:
+    """Let the last progress events reach the metrics listener before the session goes."""
+    try:
+        spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
+    except Exception as e:
+        log.debug("listener bus did not drain: %s", e)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli())

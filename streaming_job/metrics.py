@@ -1,0 +1,87 @@
+"""Per-batch progress: one `pipeline_metrics` document and one readable log line per batch per query."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from storage import contract as c
+
+log = logging.getLogger("clickpulse.progress")
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def progress_document(p: dict[str, Any]) -> dict[str, Any]:
+    """Build the metrics document from one `StreamingQueryProgress` (its JSON form, as a dict)."""
+    operators = p.get("stateOperators") or []
+    observed = p.get("observedMetrics") or {}
+    doc: dict[str, Any] = {
+        c.ID: c.metrics_id(p.get("name") or p["id"], p["runId"], p["batchId"]),
+        c.QUERY: p.get("name") or p["id"],
+        c.RUN_ID: p["runId"],
+        c.BATCH_ID: p["batchId"],
+        c.TIMESTAMP: _instant(p["timestamp"]),
+        c.INPUT_ROWS: int(p.get("numInputRows") or 0),
+        c.INPUT_ROWS_PER_SECOND: float(p.get("inputRowsPerSecond") or 0.0),
+        c.PROCESSED_ROWS_PER_SECOND: float(p.get("processedRowsPerSecond") or 0.0),
+        c.BATCH_DURATION_MS: int(p.get("batchDuration") or (p.get("durationMs") or {}).get("triggerExecution") or 0),
+        c.WATERMARK: _instant((p.get("eventTime") or {}).get("watermark")),
+        c.STATE_ROWS: sum(int(op.get("numRowsTotal") or 0) for op in operators),
+        c.DROPPED_BY_WATERMARK: sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),
+        c.DUPLICATES_DROPPED: sum(int((op.get("customMetrics") or {}).get("numDroppedDuplicateRows") or 0)
+                                  for op in operators),
+    }
+    for metrics in observed.values():
+        for name in (c.VALID_ROWS, c.INVALID_ROWS):
+            if name in metrics:
+                doc[name] = int(metrics[name] or 0)
+    # The epoch 0 watermark Spark reports before any event means "no watermark yet".
+    if doc[c.WATERMARK] is not None and doc[c.WATERMARK].year == 1970:
+        doc[c.WATERMARK] = None
+    return doc
+
+
+def describe(doc: dict[str, Any]) -> str:
+    """One readable line for the log."""
+    wm = doc[c.WATERMARK].strftime("%Y-%m-%dT%H:%M:%SZ") if doc[c.WATERMARK] else "none"
+    extra = "".join(f" {k}={doc[k]}" for k in (c.VALID_ROWS, c.INVALID_ROWS) if k in doc)
+    return (f"{doc[c.QUERY]} batch {doc[c.BATCH_ID]}: {doc[c.INPUT_ROWS]} rows in {doc[c.BATCH_DURATION_MS]} ms "
+            f"({doc[c.INPUT_ROWS_PER_SECOND]:.0f} in/s, {doc[c.PROCESSED_ROWS_PER_SECOND]:.0f} processed/s),"
+            f" watermark {wm}, state {doc[c.STATE_ROWS]} rows, late dropped {doc[c.DROPPED_BY_WATERMARK]},"
+            f" duplicates dropped {doc[c.DUPLICATES_DROPPED]}{extra}")
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Writes each batch's progress through `write` (a closure over the job's Mongo client) and logs it."""
+
+    def __init__(self, write: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._write = write
+
+    def onQueryStarted(self, event: Any) -> None:
+        log.info("query %s started (id %s, run %s)", event.name, event.id, event.runId)
+
+    def onQueryProgress(self, event: Any) -> None:
+        doc = progress_document(json.loads(event.progress.json))
+        log.info("%s", describe(doc))
+        try:
+            self._write(doc)
+        except Exception as e:  # a metrics write must never stop the job
+            log.warning("could not store progress of %s batch %s: %s", doc[c.QUERY], doc[c.BATCH_ID], e)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        if event.exception:
+            log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+        else:
+            log.info("query %s stopped", event.id)

@@ -1,0 +1,132 @@
+"""The job's two streaming queries, with reading, transforming and writing kept apart.
+
+- `aggregates`: valid events -> watermark -> dedup -> window rows -> one exact aggregation (update mode)
+  -> upserts into active_users, page_views and user_sessions.
+- `invalid_events`: invalid events -> upserts into invalid_events (stateless).
+
+Both read the same topic with Spark's Kafka source; each keeps its own checkpoint directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from storage import contract as c
+from storage.sink import MongoTarget, partition_writer
+from streaming_job.documents import aggregate_documents, invalid_documents
+from streaming_job.settings import JobSettings
+from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
+from streaming_job.windows import aggregate, deduplicate, window_rows, with_watermark, with_window_start
+
+AGGREGATES_QUERY = "aggregates"
+INVALID_QUERY = "invalid_events"
+QUERIES = (AGGREGATES_QUERY, INVALID_QUERY)
+
+Step = Callable[[DataFrame], DataFrame]
+
+
+def run_steps(df: DataFrame, steps: Sequence[Step]) -> DataFrame:
+    return reduce(DataFrame.transform, steps, df)
+
+
+def parse_steps(s: JobSettings) -> list[Step]:
+    """Kafka records -> validated rows (valid and invalid, with reasons)."""
+    return [decode_kafka, validate(s.event_types, s.max_event_bytes, s.max_future)]
+
+
+def aggregate_steps(s: JobSettings) -> list[Step]:
+    """Validated rows -> aggregated window rows (what the state store holds)."""
+    return [
+        valid_events,
+        _observe(AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS)),
+        with_watermark(s.watermark),
+        deduplicate,
+        window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark),
+        aggregate,
+    ]
+
+
+def output_steps(s: JobSettings) -> list[Step]:
+    """Aggregated rows of one batch -> rows ready to become documents."""
+    return [with_window_start(s.active_users_window, s.sessions_window, s.page_views_window)]
+
+
+def _observe(name: str, *metrics) -> Step:
+    def step(df: DataFrame) -> DataFrame:
+        return df.observe(name, *metrics)
+
+    return step
+
+
+def read_kafka(spark: SparkSession, s: JobSettings) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", s.bootstrap_servers)
+        .option("subscribe", s.topic)
+        .option("startingOffsets", s.starting_offsets)
+        .option("failOnDataLoss", str(s.fail_on_data_loss).lower())
+    )
+    if s.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
+    return reader.load()
+
+
+def write_aggregates(s: JobSettings, target: MongoTarget) -> Callable[[DataFrame, int], None]:
+    """foreachBatch body: upsert the changed windows of this batch (complete values, so replays rewrite)."""
+    steps = output_steps(s)
+    write = partition_writer(target, aggregate_documents)
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        run_steps(batch, steps).foreachPartition(write)
+
+    return run
+
+
+def write_invalid(target: MongoTarget) -> Callable[[DataFrame, int], None]:
+    write = partition_writer(target, invalid_documents, stamp_field=c.STORED_AT)
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        batch.foreachPartition(write)
+
+    return run
+
+
+def _trigger(s: JobSettings) -> dict[str, object]:
+    if s.trigger.available_now:
+        return {"availableNow": True}
+    return {"processingTime": f"{int(s.trigger.interval.total_seconds() * 1000)} milliseconds"}
+
+
+def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget) -> list[StreamingQuery]:
+    """Start both queries; each has its own checkpoint directory under `s.checkpoint_dir`."""
+    parsed = run_steps(read_kafka(spark, s), parse_steps(s))
+    aggregated = run_steps(parsed, aggregate_steps(s))
+    invalid = run_steps(
+        parsed.observe(INVALID_QUERY, F.count(F.col(REASON)).alias(c.INVALID_ROWS)), [invalid_events]
+    )
+    queries = [
+        aggregated.writeStream.queryName(AGGREGATES_QUERY)
+        .outputMode("update")
+        .foreachBatch(write_aggregates(s, target))
+        .option("checkpointLocation", s.query_checkpoint(AGGREGATES_QUERY))
+        .trigger(**_trigger(s))
+        .start(),
+    ]
+    try:
+        queries.append(
+            invalid.writeStream.queryName(INVALID_QUERY)
+            .outputMode("append")
+            .foreachBatch(write_invalid(target))
+            .option("checkpointLocation", s.query_checkpoint(INVALID_QUERY))
+            .trigger(**_trigger(s))
+            .start()
+        )
+    except Exception:
+        queries[0].stop()
+        raise
+    return queries

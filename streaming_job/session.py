@@ -1,0 +1,65 @@
+"""Building the job's SparkSession and shipping our packages to the executors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from streaming_job.packaging import PACKAGES, running_from_source, zip_packages
+from streaming_job.settings import JobSettings
+
+log = logging.getLogger(__name__)
+
+SPARK_VERSION = "4.1.1"
+KAFKA_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}"
+
+
+def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
+    """The job's session. spark-submit's --master/--packages/--jars win; otherwise local[*] + the connector.
+
+    `CLICKPULSE_SPARK_JARS` (comma-separated jar paths) replaces the Ivy download of the connector,
+    for offline machines and tests.
+    """
+    conf = SparkConf()
+    builder = SparkSession.builder.appName(app_name)
+    if not conf.contains("spark.master"):
+        builder = builder.master("local[*]")
+    if conf.get("spark.master", "local").startswith("local") and not (
+        os.environ.get("PYSPARK_PYTHON") or conf.contains("spark.pyspark.python")
+    ):
+        # Local Python workers must use this interpreter (the one with pymongo), not whatever is on PATH.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    has_connector = "spark-sql-kafka" in conf.get("spark.jars", "") + conf.get("spark.jars.packages", "")
+    if not has_connector:
+        jars = os.environ.get("CLICKPULSE_SPARK_JARS", "")
+        if jars:
+            builder = builder.config("spark.jars", jars)
+        else:
+            builder = builder.config("spark.jars.packages", KAFKA_PACKAGE)
+    return (
+        builder.config("spark.sql.session.timeZone", "UTC")  # window bounds and naive timestamps are UTC
+        .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+
+
+def ship_packages(spark: SparkSession) -> Path | None:
+    """Send our packages to the executors unless they came as a zip (--py-files) already.
+
+    Executors import `storage` and `streaming_job` to run the Mongo writer; on a cluster (or a local
+    standalone worker, whose working directory is elsewhere) they are not on its path otherwise.
+    """
+    if not running_from_source():
+        return None
+    out = zip_packages(Path(tempfile.mkdtemp(prefix="clickpulse-")) / "clickpulse.zip")
+    spark.sparkContext.addPyFile(str(out))
+    log.info("shipped %s to executors as %s", ", ".join(PACKAGES), out)
+    return out
