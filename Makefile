@@ -10,6 +10,7 @@ DATA        := .data
 KAFKA_LIBS  := $(CACHE)/kafka-4.1.1/libs
 SPARK_JARS  := $(CACHE)/spark-jars
 FERRETDB    := $(CACHE)/bin/clickpulse-ferretdb
+COMPOSE_CHECK := $(CACHE)/bin/clickpulse-compose-check
 MVN         := mvn -B -q -Dmaven.repo.local=$(abspath $(CACHE))/m2
 GOENV       := GOMODCACHE=$(abspath $(CACHE))/go-mod GOPATH=$(abspath $(CACHE))/go GOCACHE=$(abspath $(CACHE))/go-build GOFLAGS=-modcacherw
 export KAFKA_PORT ?= 9092
@@ -19,12 +20,16 @@ export CLICKPULSE_MONGO_URI ?= mongodb://127.0.0.1:$(MONGO_PORT)/
 export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars ferretdb browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
+.PHONY: help setup venv jars ferretdb compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: venv jars ferretdb ## install everything the pipeline needs (venv, Kafka and connector jars, FerretDB)
+
+compose-check: $(COMPOSE_CHECK)
+$(COMPOSE_CHECK): tests/docker/composecheck/main.go tests/docker/composecheck/go.mod tests/docker/composecheck/go.sum
+	cd tests/docker/composecheck && $(GOENV) go build -o $(abspath $@) .
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -57,7 +62,7 @@ stack-down: ## stop them
 stack-status: ## report them
 	$(PY) -m devstack status
 
-test: setup browser ## run every test (unit, integration, crash, cluster, browser); starts its own servers
+test: setup compose-check browser ## run every test (unit, integration, crash, cluster, browser); starts its own servers
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -78,10 +83,8 @@ demo: stack-up ## the whole pipeline: stack, producer, job and report at http://
 
 demo-down: stack-down ## stop whatever `make demo` left running
 
-dist: ## build dist/clickpulse.zip for spark-submit --py-files
-	mkdir -p dist && rm -f dist/clickpulse.zip
-	zip -qr dist/clickpulse.zip streaming_job storage -x '*/__pycache__/*'
-	@echo "dist/clickpulse.zip"
+dist: venv ## build dist/clickpulse.zip for spark-submit --py-files
+	$(PY) scripts/make_dist.py --output dist/clickpulse.zip
 
 bench: setup ## run the benchmarks (print JSON)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done

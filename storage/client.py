@@ -14,12 +14,21 @@ def mask_uri(uri: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
 
 
-def connect(uri: str, app_name: str, timeout_ms: int = 5000) -> MongoClient:
-    """Open a client (lazily connecting) with short, explicit timeouts."""
+def connect(uri: str, app_name: str, timeout_ms: int = 5000, socket_timeout_ms: int | None = None) -> MongoClient:
+    """Open a client (lazily connecting) with short, explicit timeouts.
+
+    `socket_timeout_ms` bounds how long one operation may wait for the server (None: no limit).
+    """
     return MongoClient(
         uri,
         appname=app_name,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=socket_timeout_ms,
         tz_aware=True,
     )
+
+
+def is_ferretdb(client: MongoClient) -> bool:
+    """True when the server is FerretDB (it says so in buildInfo), whose gaps the job works around."""
+    return "ferretdbVersion" in client.admin.command("buildInfo")

@@ -59,6 +59,11 @@ INVALID_REASONS = (
 )
 RAW_MAX_CHARS = 4096
 
+# The job's streaming queries, as named in pipeline_metrics and under the checkpoint dir.
+AGGREGATES_QUERY = "aggregates"
+INVALID_EVENTS_QUERY = "invalid_events"
+QUERIES = (AGGREGATES_QUERY, INVALID_EVENTS_QUERY)
+
 # pipeline_metrics: one document per micro-batch per streaming query
 QUERY = "query"
 RUN_ID = "run_id"

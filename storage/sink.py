@@ -51,7 +51,8 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]], sta
     try:
         for collection, doc in docs:
             if client is None:
-                client = connect(target.uri, "clickpulse-sink")
+                # A write that hangs fails the task instead, and Spark retries it (writes are idempotent).
+                client = connect(target.uri, "clickpulse-sink", socket_timeout_ms=120_000)
             body = {**doc, stamp_field: datetime.now(UTC)} if stamp_field else dict(doc)
             pending.setdefault(collection, []).append(ReplaceOne({c.ID: doc[c.ID]}, body, upsert=True))
             if len(pending[collection]) >= chunk_size:

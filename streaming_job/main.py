@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -95,6 +96,8 @@ def main_parser() -> argparse.ArgumentParser:
                      help="larger values are stored as invalid (too_large)")
     val.add_argument("--retention", type=_retention, default="7 days",
                      help="keep documents this long after their last update ('none' keeps them forever)")
+    val.add_argument("--mongo-writers", type=_positive_int, default=None,
+                     help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
     p.add_argument("--log-level", default=_env("CLICKPULSE_LOG_LEVEL", "INFO"),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env CLICKPULSE_LOG_LEVEL)")
     return p
@@ -119,6 +122,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         retention=ns.retention,
         shuffle_partitions=ns.shuffle_partitions,
         fail_on_data_loss=ns.fail_on_data_loss == "true",
+        mongo_writers=ns.mongo_writers,
     )
 
 
@@ -130,6 +134,7 @@ def run_cli(args: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
     for noisy in ("py4j", "kafka", "pymongo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return run(settings)
@@ -139,7 +144,7 @@ def run(s: JobSettings) -> int:
     """Start both queries and run until they finish (available-now), fail, or the job is stopped."""
     from pymongo.errors import PyMongoError
 
-    from storage.client import connect
+    from storage.client import connect, is_ferretdb
     from storage.indexes import ensure_indexes, prune_expired
     from storage.sink import MongoTarget
     from streaming_job.lock import Heartbeat, local_path
@@ -160,6 +165,11 @@ def run(s: JobSettings) -> int:
         except PyMongoError as e:
             log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
             return 1
+        writers = s.mongo_writers
+        if writers is None and is_ferretdb(client):
+            # FerretDB v1 (SQLite) was seen to deadlock under concurrent bulk upserts; one writer is safe.
+            writers = 1
+            log.info("FerretDB detected: writing to it with one connection per query")
         log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
                  "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if ttl else 'pruning'}")
 
@@ -180,7 +190,7 @@ def run(s: JobSettings) -> int:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_term)
-        queries = start_queries(spark, s, target)
+        queries = start_queries(spark, s, target, writers)
         log.info("reading %s from %s (%s), checkpoints in %s", s.topic, s.bootstrap_servers, s.trigger.describe(),
                  s.checkpoint_dir)
         if s.trigger.available_now:

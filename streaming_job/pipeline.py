@@ -23,9 +23,9 @@ from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
 from streaming_job.windows import aggregate, deduplicate, window_rows, with_watermark, with_window_start
 
-AGGREGATES_QUERY = "aggregates"
-INVALID_QUERY = "invalid_events"
-QUERIES = (AGGREGATES_QUERY, INVALID_QUERY)
+AGGREGATES_QUERY = c.AGGREGATES_QUERY
+INVALID_QUERY = c.INVALID_EVENTS_QUERY
+QUERIES = c.QUERIES
 
 Step = Callable[[DataFrame], DataFrame]
 
@@ -76,22 +76,27 @@ def read_kafka(spark: SparkSession, s: JobSettings) -> DataFrame:
     return reader.load()
 
 
-def write_aggregates(s: JobSettings, target: MongoTarget) -> Callable[[DataFrame, int], None]:
+def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
+    """At most `writers` partitions, so at most that many concurrent Mongo connections write."""
+    return df if writers is None else df.coalesce(writers)
+
+
+def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:
     """foreachBatch body: upsert the changed windows of this batch (complete values, so replays rewrite)."""
     steps = output_steps(s)
     write = partition_writer(target, aggregate_documents)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        run_steps(batch, steps).foreachPartition(write)
+        _limit_writers(run_steps(batch, steps), writers).foreachPartition(write)
 
     return run
 
 
-def write_invalid(target: MongoTarget) -> Callable[[DataFrame, int], None]:
+def write_invalid(target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:
     write = partition_writer(target, invalid_documents, stamp_field=c.STORED_AT)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        batch.foreachPartition(write)
+        _limit_writers(batch, writers).foreachPartition(write)
 
     return run
 
@@ -102,8 +107,12 @@ def _trigger(s: JobSettings) -> dict[str, object]:
     return {"processingTime": f"{int(s.trigger.interval.total_seconds() * 1000)} milliseconds"}
 
 
-def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget) -> list[StreamingQuery]:
-    """Start both queries; each has its own checkpoint directory under `s.checkpoint_dir`."""
+def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
+                  writers: int | None = None) -> list[StreamingQuery]:
+    """Start both queries; each has its own checkpoint directory under `s.checkpoint_dir`.
+
+    `writers` caps concurrent Mongo writers per batch (None: one per partition).
+    """
     parsed = run_steps(read_kafka(spark, s), parse_steps(s))
     aggregated = run_steps(parsed, aggregate_steps(s))
     invalid = run_steps(
@@ -112,7 +121,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget) -> l
     queries = [
         aggregated.writeStream.queryName(AGGREGATES_QUERY)
         .outputMode("update")
-        .foreachBatch(write_aggregates(s, target))
+        .foreachBatch(write_aggregates(s, target, writers))
         .option("checkpointLocation", s.query_checkpoint(AGGREGATES_QUERY))
         .trigger(**_trigger(s))
         .start(),
@@ -121,7 +130,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget) -> l
         queries.append(
             invalid.writeStream.queryName(INVALID_QUERY)
             .outputMode("append")
-            .foreachBatch(write_invalid(target))
+            .foreachBatch(write_invalid(target, writers))
             .option("checkpointLocation", s.query_checkpoint(INVALID_QUERY))
             .trigger(**_trigger(s))
             .start()

@@ -8,10 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
-from streaming_job.packaging import PACKAGES, running_from_source, zip_packages
+from streaming_job.packaging import PACKAGES, build_zip, running_from_source
 from streaming_job.settings import JobSettings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
     `CLICKPULSE_SPARK_JARS` (comma-separated jar paths) replaces the Ivy download of the connector,
     for offline machines and tests.
     """
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Started by spark-submit: its JVM already runs and holds --master/--packages/--jars; read them.
+        SparkContext._ensure_initialized()
     conf = SparkConf()
     builder = SparkSession.builder.appName(app_name)
     if not conf.contains("spark.master"):
@@ -59,7 +62,11 @@ def ship_packages(spark: SparkSession) -> Path | None:
     """
     if not running_from_source():
         return None
-    out = zip_packages(Path(tempfile.mkdtemp(prefix="clickpulse-")) / "clickpulse.zip")
+    if "clickpulse" in spark.sparkContext.getConf().get("spark.submit.pyFiles", ""):
+        return None  # shipped with --py-files dist/clickpulse.zip already
+    # A name of its own: Spark refuses a second file called like one it has with other contents.
+    out = Path(tempfile.mkdtemp(prefix="clickpulse-")) / "clickpulse_job_src.zip"
+    build_zip(out)
     spark.sparkContext.addPyFile(str(out))
     log.info("shipped %s to executors as %s", ", ".join(PACKAGES), out)
     return out

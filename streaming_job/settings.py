@@ -88,6 +88,7 @@ class JobSettings:
     retention: timedelta | None = timedelta(days=7)
     shuffle_partitions: int = 8
     fail_on_data_loss: bool = True
+    mongo_writers: int | None = None
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -110,6 +111,8 @@ class JobSettings:
             raise ValueError("--max-event-bytes must be positive")
         if self.shuffle_partitions <= 0:
             raise ValueError("--shuffle-partitions must be positive")
+        if self.mongo_writers is not None and self.mongo_writers <= 0:
+            raise ValueError("--mongo-writers must be positive")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
 

@@ -55,6 +55,8 @@ def deduplicate(df: DataFrame) -> DataFrame:
     State for a key lives until its event time falls behind the watermark; a copy arriving later
     than that is behind the watermark too and is dropped as late, so each event counts once.
     """
+    if not df.isStreaming:  # Spark has no within-watermark variant for static frames (tests, backfills)
+        return df.dropDuplicates([DEDUP_KEY])
     return df.dropDuplicatesWithinWatermark([DEDUP_KEY])
 
 

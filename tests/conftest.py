@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from devstack.paths import SPARK_JARS
 from devstack.stack import LocalStack
 
 os.environ.setdefault("TZ", "UTC")
-os.environ.setdefault("PYSPARK_PYTHON", os.path.realpath(os.sys.executable))
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the venv interpreter, with pymongo
 
 
 def spark_jars() -> str:

@@ -42,7 +42,9 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		// Immediate transactions take the write lock up front: with SQLite's default deferred ones,
+		// two concurrent upserts (Spark writes partitions in parallel) can deadlock the server.
+		SQLiteURL: "file:" + abs + "/?_txlock=immediate",
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clickpulse-ferretdb: %v\n", err)

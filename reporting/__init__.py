@@ -1,0 +1,1 @@
+"""The clickpulse Streamlit report: what is happening on the site now, and whether the pipeline is healthy."""

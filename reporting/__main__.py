@@ -1,0 +1,57 @@
+"""`python -m reporting`: serve the Streamlit report (a wrapper around `streamlit run reporting/app.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from reporting.settings import DATABASE_ENV, URI_ENV
+
+log = logging.getLogger("reporting")
+APP_PATH = Path(__file__).resolve().parent / "app.py"
+
+
+def main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reporting", description=__doc__)
+    p.add_argument("--port", type=int, default=8501, help="HTTP port (default %(default)s)")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--mongo-uri", help=f"MongoDB URI (default: env {URI_ENV}, else mongodb://127.0.0.1:27017/)")
+    p.add_argument("--database", help=f"database name (default: env {DATABASE_ENV}, else clickpulse)")
+    p.add_argument("--refresh-seconds", type=int, help="initial auto-refresh interval, 2..60")
+    p.add_argument("--open-browser", action="store_true", help="let Streamlit open a browser tab")
+    return p
+
+
+def streamlit_argv(ns: argparse.Namespace) -> list[str]:
+    """The `streamlit run` arguments for these options (the report's own ones after `--`)."""
+    argv = ["run", str(APP_PATH), "--server.port", str(ns.port), "--server.address", ns.address,
+            "--server.headless", "false" if ns.open_browser else "true", "--browser.gatherUsageStats", "false"]
+    own = []
+    if ns.mongo_uri:
+        own += ["--mongo-uri", ns.mongo_uri]
+    if ns.database:
+        own += ["--database", ns.database]
+    if ns.refresh_seconds is not None:
+        own += ["--refresh-seconds", str(ns.refresh_seconds)]
+    return argv + (["--", *own] if own else [])
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    ns = main_parser().parse_args(args)
+    if not 0 < ns.port < 65536:
+        main_parser().error(f"--port must be 1..65535, got {ns.port}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from streamlit.web import cli as stcli
+
+    log.info("serving the report on http://%s:%s", ns.address, ns.port)
+    try:
+        stcli.main(args=streamlit_argv(ns), prog_name="streamlit", standalone_mode=False)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli())

@@ -1,0 +1,123 @@
+"""The KPI row, computed from query results: pure functions, each KPI saying which window it covers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from reporting import labels
+from storage import contract as c
+from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+
+Doc = dict[str, Any]
+
+RATE_SPAN = timedelta(minutes=1)
+INVALID_SPAN = timedelta(minutes=15)
+
+LATEST_RULE = (
+    "The latest complete window is the newest one whose end is at or before now (UTC); when every stored "
+    "window ends after now (clock skew, future-stamped events), the newest stored window is used instead. "
+    "Replayed, historical data therefore shows its own newest window."
+)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One figure of the KPI row: its value (number and text), the window it covers, and how it is computed."""
+
+    label: str
+    value: str
+    window: str
+    help: str
+    number: float | None = None
+    delta: str | None = None
+    delta_description: str | None = None
+
+
+def pick_latest_complete(windows: Sequence[Doc], now: datetime) -> tuple[Doc | None, Doc | None]:
+    """From windows sorted newest first, the newest that ended by `now` and the one stored just before it."""
+    for i, w in enumerate(windows):
+        if labels.as_utc(w[c.WINDOW_END]) <= now:
+            return w, (windows[i + 1] if i + 1 < len(windows) else None)
+    return None, None
+
+
+def window_text(w: Doc | None) -> str:
+    if w is None:
+        return "no window yet"
+    size = labels.as_utc(w[c.WINDOW_END]) - labels.as_utc(w[c.WINDOW_START])
+    return f"{labels.minutes(size)} window {labels.window(w[c.WINDOW_START], w[c.WINDOW_END])}"
+
+
+def active_users(latest: Doc | None, previous: Doc | None) -> Kpi:
+    """Distinct users in the latest complete window, with the change from the window stored before it."""
+    help_text = f"Distinct users with at least one valid event in the window. {LATEST_RULE}"
+    if latest is None:
+        return Kpi("Active users", "—", window_text(None), help_text)
+    n = int(latest[c.ACTIVE_USERS_COUNT])
+    if previous is None:
+        return Kpi("Active users", labels.count(n), window_text(latest), help_text, float(n))
+    delta = f"{n - int(previous[c.ACTIVE_USERS_COUNT]):+,d}"
+    since = f"vs {labels.as_utc(previous[c.WINDOW_START]):%H:%M} UTC start"
+    return Kpi("Active users", labels.count(n), window_text(latest), help_text, float(n), delta, since)
+
+
+def page_views(window: Doc | None, pages: Sequence[Doc], page_limit: int) -> Kpi:
+    """Page views summed over every page of the latest complete page_views window."""
+    help_text = f"Sum of page_view events over all pages in the window. {LATEST_RULE}"
+    if window is None:
+        return Kpi("Page views", "—", window_text(None), help_text)
+    total = sum(int(p[c.VIEWS]) for p in pages)
+    text = labels.count(total)
+    if len(pages) >= page_limit:  # the query stopped at its limit: the sum is a lower bound
+        text = f"≥ {text}"
+    return Kpi("Page views", text, window_text(window), help_text, float(total))
+
+
+def sessions_per_user(window: Doc | None, histogram: Sequence[tuple[int, int]]) -> Kpi:
+    """Average sessions per active user in the latest complete user_sessions window."""
+    help_text = f"Sum of sessions over the users of the window, divided by those users. {LATEST_RULE}"
+    users = sum(n for _, n in histogram)
+    if window is None or users == 0:
+        return Kpi("Sessions per active user", "—", window_text(window), help_text)
+    avg = sum(k * n for k, n in histogram) / users
+    return Kpi("Sessions per active user", f"{avg:.2f}", window_text(window), help_text, avg)
+
+
+def _recent(batches: Sequence[Doc], query: str, until: datetime, span: timedelta) -> list[Doc]:
+    return [b for b in batches
+            if b.get(c.QUERY) == query and until - span < labels.as_utc(b[c.TIMESTAMP]) <= until]
+
+
+def events_per_second(batches: Sequence[Doc], newest: datetime | None) -> Kpi:
+    """Rows read from Kafka per second by the aggregates query over the last minute of batches."""
+    help_text = ("Rows the aggregates query read from Kafka in its batches of the last minute (up to its newest "
+                 "batch), divided by the time those batches covered (Spark's inputRowsPerSecond, time-weighted).")
+    if newest is None:
+        return Kpi("Events/s ingested", "—", "no batch yet", help_text)
+    recent = [b for b in _recent(batches, AGGREGATES_QUERY, newest, RATE_SPAN)
+              if b.get(c.INPUT_ROWS_PER_SECOND) and b.get(c.INPUT_ROWS)]
+    span = f"batches of the minute to {labels.utc(newest)}"
+    if not recent:
+        return Kpi("Events/s ingested", "0", span, help_text, 0.0)
+    rows = sum(int(b[c.INPUT_ROWS]) for b in recent)
+    seconds = sum(int(b[c.INPUT_ROWS]) / float(b[c.INPUT_ROWS_PER_SECOND]) for b in recent)
+    rate = rows / seconds
+    return Kpi("Events/s ingested", f"{rate:,.1f}", span, help_text, rate)
+
+
+def invalid_rate(batches: Sequence[Doc], newest: datetime | None) -> Kpi:
+    """Share of Kafka records the job rejected as invalid over the last 15 minutes of batches."""
+    help_text = ("Invalid records divided by all records read by the invalid_events query in its batches of the "
+                 "last 15 minutes (up to its newest batch).")
+    if newest is None:
+        return Kpi("Invalid-event rate", "—", "no batch yet", help_text)
+    recent = [b for b in _recent(batches, INVALID_EVENTS_QUERY, newest, INVALID_SPAN) if c.INVALID_ROWS in b]
+    span = f"batches of the 15 min to {labels.utc(newest)}"
+    total = sum(int(b.get(c.INPUT_ROWS) or 0) for b in recent)
+    if total == 0:
+        return Kpi("Invalid-event rate", "—", span, help_text)
+    rate = sum(int(b[c.INVALID_ROWS] or 0) for b in recent) / total
+    return Kpi("Invalid-event rate", f"{rate:.1%}", span, help_text, rate)

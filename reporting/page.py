@@ -1,0 +1,322 @@
+"""The Streamlit page: sidebar controls, KPI row, activity charts and pipeline health, with raw tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+from streamlit_autorefresh import st_autorefresh
+
+from reporting import charts, health, kpis, labels
+from reporting.loading import BATCH_LIMIT, INVALID_LIMIT, PAGE_LIMIT, PageData, PageRequest, load_page_data
+from reporting.settings import (
+    DEFAULT_TIME_RANGE,
+    REFRESH_SECONDS,
+    TIME_RANGES,
+    ReportSettings,
+    SettingsError,
+    main_parser,
+    settings_from,
+    wants_help,
+)
+from storage import contract as c
+from storage.client import connect, mask_uri
+from storage.queries import AGGREGATES_QUERY
+
+APP_PATH = Path(__file__).resolve().parent / "app.py"
+# Page data is shared between reruns and sessions for this long: the fastest auto-refresh.
+DATA_BUCKET_SECONDS = REFRESH_SECONDS[0]
+
+
+@st.cache_resource(show_spinner=False)
+def mongo_client(uri: str, timeout_ms: int) -> MongoClient:
+    """One client per URI for the whole Streamlit process (pymongo clients are thread-safe and pool)."""
+    return connect(uri, "clickpulse-report", timeout_ms)
+
+
+@st.cache_data(ttl=60, max_entries=64, show_spinner="Reading MongoDB…")
+def page_data(uri: str, database: str, timeout_ms: int, range_seconds: int, top_pages: int, top_users: int,
+              as_of: datetime) -> PageData:
+    """Every query of one render, cached on all its inputs (`as_of` is rounded, so reruns share results)."""
+    request = PageRequest(timedelta(seconds=range_seconds), top_pages, top_users)
+    return load_page_data(mongo_client(uri, timeout_ms)[database], request, as_of)
+
+
+def script_args(argv: Sequence[str]) -> list[str]:
+    """The report's own arguments: those after `--` in `streamlit run reporting/app.py -- ...`.
+
+    `streamlit run` sets argv to [script path, args...]; anywhere else (AppTest under pytest) argv belongs to
+    another program, so there are none.
+    """
+    if argv and Path(argv[0]).resolve() == APP_PATH:
+        return list(argv[1:])
+    return []
+
+
+def short_error(e: Exception) -> str:
+    """The first, human part of a driver error (pymongo appends its whole topology description)."""
+    text = str(e).split(" (configured timeouts")[0].split(", Timeout:")[0].strip()
+    return text[:300] or type(e).__name__
+
+
+@dataclass(frozen=True)
+class Controls:
+    auto_refresh: bool
+    refresh_seconds: int
+    time_range_label: str
+    top_pages: int
+    top_users: int
+
+    @property
+    def time_range(self) -> timedelta:
+        return TIME_RANGES[self.time_range_label]
+
+
+def sidebar(settings: ReportSettings) -> Controls:
+    with st.sidebar:
+        st.header("Controls")
+        auto = st.toggle("Auto-refresh", value=True, key="auto_refresh")
+        low, high = REFRESH_SECONDS
+        every = st.slider("Refresh every (seconds)", low, high, settings.refresh_seconds, key="refresh_seconds",
+                          disabled=not auto)
+        names = list(TIME_RANGES)
+        time_range = st.selectbox("Time range", names, index=names.index(DEFAULT_TIME_RANGE), key="time_range",
+                                  help="How far back the line and bar charts reach, from the latest complete window "
+                                       "(or from now, for invalid events of live data).")
+        top_pages = st.slider("Top pages", 3, 50, 10, key="top_pages")
+        top_users = st.slider("Top users", 3, 50, 10, key="top_users")
+        st.divider()
+        st.caption(f"Reading database `{settings.database}` at `{mask_uri(settings.mongo_uri)}`.")
+        st.caption("Set with CLICKPULSE_MONGO_URI / CLICKPULSE_DATABASE, or "
+                   "`streamlit run reporting/app.py -- --mongo-uri ... --database ...`.")
+    return Controls(auto, every, time_range, top_pages, top_users)
+
+
+def _table(rows: list[dict[str, Any]], empty: str = "no rows") -> None:
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    else:
+        st.caption(empty)
+
+
+def _utc_row(doc: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """A raw-table row: the chosen fields, datetimes written as labelled UTC text."""
+    return {(f"{f} (UTC)" if isinstance(doc.get(f), datetime) else f):
+            (labels.utc(doc[f]) if isinstance(doc.get(f), datetime) else doc.get(f)) for f in fields}
+
+
+def kpi_row(data: PageData) -> None:
+    newest = data.newest_batch[c.TIMESTAMP] if data.newest_batch else None
+    newest = labels.as_utc(newest) if newest else None
+    row = [
+        kpis.active_users(data.latest_active, data.previous_active),
+        kpis.page_views(data.pages_window, data.pages, PAGE_LIMIT),
+        kpis.sessions_per_user(data.sessions_window, data.histogram),
+        kpis.events_per_second(data.batches, newest),
+        kpis.invalid_rate(data.batches, newest),
+    ]
+    for col, k in zip(st.columns(len(row)), row, strict=True):
+        with col:
+            st.metric(k.label, k.value, delta=k.delta, help=k.help, delta_description=k.delta_description,
+                      border=True)
+            st.caption(k.window)
+
+
+def activity(data: PageData) -> None:
+    st.subheader("Site activity")
+    left, right = st.columns(2)
+    with left:
+        title = "**Active users over time**"
+        if data.latest_active:
+            title += (f" — {kpis.window_text(data.latest_active).split(' window ')[0]} windows starting in the "
+                      f"{labels.age(data.request.time_range)} up to {labels.utc(data.latest_active[c.WINDOW_START])}")
+        st.markdown(title)
+        if data.series:
+            st.plotly_chart(charts.active_users_line(data.series), key="chart_active_users")
+            with st.expander("Raw data: active users per window"):
+                _table([_utc_row(d, c.WINDOW_START, c.WINDOW_END, c.ACTIVE_USERS_COUNT) for d in data.series])
+        else:
+            st.caption("No active-user windows in this range yet.")
+    with right:
+        n = data.request.top_pages
+        title = f"**Top {n} pages** — {kpis.window_text(data.pages_window)}"
+        st.markdown(title)
+        if data.pages:
+            st.plotly_chart(charts.top_pages_bar(data.pages, n), key="chart_top_pages")
+            with st.expander("Raw data: page views in the window"):
+                _table([_utc_row(p, c.PAGE_URL, c.VIEWS) for p in data.pages])
+        else:
+            st.caption("No page views yet.")
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Sessions per user** — {kpis.window_text(data.sessions_window)}")
+        if data.histogram:
+            st.plotly_chart(charts.sessions_histogram(data.histogram), key="chart_sessions")
+            with st.expander("Raw data: users by session count"):
+                _table([{"sessions": k, "users": n} for k, n in data.histogram])
+        else:
+            st.caption("No user sessions yet.")
+    with right:
+        st.markdown(f"**Top {data.request.top_users} users** by events, then sessions — "
+                    f"{kpis.window_text(data.sessions_window)}")
+        ranked = sorted(data.top_users, key=lambda u: (-int(u[c.EVENTS]), -int(u[c.SESSIONS]), str(u[c.USER_ID])))
+        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in ranked], "No user sessions yet.")
+
+
+_ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Level.RED: st.error,
+          health.Level.UNKNOWN: st.info}
+
+
+def pipeline_health(data: PageData) -> None:
+    st.subheader("Pipeline health")
+    newest_write = data.newest_active.get(c.UPDATED_AT) if data.newest_active else None
+    newest_batch = data.newest_batch[c.TIMESTAMP] if data.newest_batch else None
+    left, right = st.columns(2)
+    for col, f in ((left, health.freshness("aggregate", newest_write, data.now, health.AGGREGATE_RULE)),
+                   (right, health.freshness("batch", newest_batch, data.now, health.BATCH_RULE))):
+        with col:
+            _ALERT[f.level](f.message)
+
+    fig = health.batch_figures(data.batches)
+    span = max(data.request.time_range, timedelta(minutes=15))
+    cols = st.columns(6)
+    figures = [
+        ("Input rows/s", "—" if fig.at is None else f"{fig.input_rows_per_second:,.1f}", "newest aggregates batch"),
+        ("Processed rows/s", "—" if fig.at is None else f"{fig.processed_rows_per_second:,.1f}",
+         "newest aggregates batch"),
+        ("Batch duration", "—" if fig.at is None else f"{fig.batch_duration_ms:,} ms", "newest aggregates batch"),
+        ("Watermark (UTC)", "—" if fig.watermark is None else f"{labels.as_utc(fig.watermark):%H:%M:%S}",
+         labels.utc(fig.watermark) if fig.watermark else "no watermark yet"),
+        ("State rows", "—" if fig.at is None else f"{fig.state_rows:,}", "newest aggregates batch"),
+        ("Late rows dropped", f"{fig.dropped_late:,}",
+         f"{fig.batches:,} batches in the last {labels.age(span)} (+{fig.duplicates_dropped:,} duplicates)"),
+    ]
+    for col, (label, value, note) in zip(cols, figures, strict=True):
+        with col:
+            st.metric(label, value, border=True)
+            st.caption(note)
+
+    left, right = st.columns(2)
+    with left:
+        cut = f" (the newest {BATCH_LIMIT:,} batches only)" if len(data.batches) >= BATCH_LIMIT else ""
+        st.markdown(f"**Rows/s in and processed** — aggregates batches of the last {labels.age(span)} "
+                    f"to {labels.utc(newest_batch)}{cut}")
+        if data.batches:
+            st.plotly_chart(charts.throughput_lines(data.batches), key="chart_throughput")
+            with st.expander("Raw data: rows/s per aggregates batch"):
+                _table([_utc_row(b, c.TIMESTAMP, c.BATCH_ID, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
+                                 c.PROCESSED_ROWS_PER_SECOND) for b in data.batches
+                        if b.get(c.QUERY) == AGGREGATES_QUERY])
+        else:
+            st.caption("No batches yet.")
+    with right:
+        st.markdown("**Batch duration** — per streaming query")
+        if data.batches:
+            st.plotly_chart(charts.batch_duration_lines(data.batches), key="chart_batch_duration")
+            with st.expander(f"Raw data: {len(data.batches):,} batches of both queries (newest first)"):
+                _table([_utc_row(b, c.QUERY, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS, c.BATCH_DURATION_MS, c.WATERMARK,
+                                 c.STATE_ROWS, c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS,
+                                 c.INVALID_ROWS) for b in data.batches])
+        else:
+            st.caption("No batches yet.")
+
+    start, end = data.invalid_range or (data.now, data.now)
+    cut = f" (the newest {INVALID_LIMIT:,} only)" if len(data.invalid_events) >= INVALID_LIMIT else ""
+    st.markdown(f"**Invalid events by reason** — Kafka timestamps {labels.utc(start)} to {labels.utc(end)}{cut}")
+    if data.invalid_events:
+        size = charts.bucket_size(end - start)
+        counts = charts.invalid_counts(data.invalid_events, size)
+        st.plotly_chart(charts.invalid_by_reason(counts, size), key="chart_invalid")
+        with st.expander("Raw data: invalid events per reason and bucket"):
+            _table([{"reason": r, "bucket start (UTC)": labels.utc(t), "events": n}
+                    for r, per in counts.items() for t, n in per.items()])
+    else:
+        st.caption("No invalid events in this range.")
+
+    st.markdown("**Latest invalid events**")
+    _table([{"Kafka timestamp (UTC)": labels.utc(e.get(c.KAFKA_TIMESTAMP)), "reason": e.get(c.REASON),
+             "detail": e.get(c.DETAIL), "raw (excerpt)": e.get(c.RAW),
+             "where": f"{e.get(c.TOPIC)}-{e.get(c.PARTITION)}@{e.get(c.OFFSET)}"} for e in data.invalid_samples],
+           "No invalid events stored.")
+
+
+def refresh_interval(chosen_seconds: int, load_seconds: float) -> int:
+    """The chosen interval, or twice the load time when loading is slower (so a refresh never cuts a load short)."""
+    return max(chosen_seconds, math.ceil(2 * load_seconds))
+
+
+def auto_refresh(chosen_seconds: int, load_seconds: float) -> None:
+    # A cache hit loads in microseconds; remember the last real load so the interval does not flip back and forth.
+    if load_seconds >= 0.05:
+        st.session_state["last_load_seconds"] = load_seconds
+    interval = refresh_interval(chosen_seconds, st.session_state.get("last_load_seconds", 0.0))
+    if interval > chosen_seconds:
+        st.sidebar.caption(f"Refreshing every {interval} s: loading the data took "
+                           f"{st.session_state['last_load_seconds']:.1f} s.")
+    st_autorefresh(interval=interval * 1000, key="autorefresh")
+
+
+def unreachable(settings: ReportSettings, e: PyMongoError) -> None:
+    where = f"{mask_uri(settings.mongo_uri)} (database `{settings.database}`)"
+    if isinstance(e, OperationFailure):
+        st.error(f"MongoDB at {where} refused the report's query: {short_error(e)}")
+        return
+    st.error(f"Cannot reach MongoDB at {where} within {settings.timeout_ms} ms: {short_error(e)}. "
+             "Start the local stack with `make stack-up` (or everything with `make demo`), or point the report "
+             "at another server with CLICKPULSE_MONGO_URI or `-- --mongo-uri`.")
+
+
+def no_data(settings: ReportSettings) -> None:
+    st.info(f"No data yet in database `{settings.database}` at {mask_uri(settings.mongo_uri)}: the streaming job "
+            "has written no window, batch or invalid event. Run `make demo` to start everything, or start the "
+            "producer (`python -m producer`) and the job (`make job`) against this database; this page refreshes "
+            "by itself.")
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Render the page (Streamlit runs this on every rerun)."""
+    st.set_page_config(page_title="clickpulse report", page_icon="📈", layout="wide")
+    args = script_args(sys.argv if argv is None else argv)
+    env = os.environ if env is None else env
+    st.title("clickpulse — site activity and pipeline health")
+    if wants_help(args):
+        st.code(main_parser().format_help())
+        return
+    try:
+        settings = settings_from(args, env)
+    except SettingsError as e:
+        st.error(f"Bad report setting: {e}")
+        return
+    controls = sidebar(settings)
+
+    now = datetime.now(UTC)
+    as_of = now - timedelta(seconds=now.timestamp() % DATA_BUCKET_SECONDS)
+    started = time.perf_counter()
+    data: PageData | None = None
+    try:
+        data = page_data(settings.mongo_uri, settings.database, settings.timeout_ms,
+                         int(controls.time_range.total_seconds()), controls.top_pages, controls.top_users, as_of)
+    except PyMongoError as e:
+        unreachable(settings, e)
+    if controls.auto_refresh:
+        auto_refresh(controls.refresh_seconds, time.perf_counter() - started)
+    if data is None:
+        return
+    st.caption(f"All times are UTC. Data as of {labels.utc(as_of)}; database `{settings.database}`.")
+    if data.empty:
+        no_data(settings)
+        return
+    kpi_row(data)
+    activity(data)
+    pipeline_health(data)

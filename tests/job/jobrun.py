@@ -1,0 +1,106 @@
+"""Running the real job as users do (its own process, real Kafka, real Mongo) and reading what it stored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from devstack.paths import ROOT, SPARK_JARS
+from storage import contract as c
+
+VOLATILE = (c.UPDATED_AT, c.STORED_AT, c.DETAIL)
+
+
+def job_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLICKPULSE_SPARK_JARS": ",".join(str(p) for p in sorted(SPARK_JARS.glob("*.jar"))),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def job_args(bootstrap: str, topic: str, mongo_uri: str, database: str, checkpoint: Path, *extra: str) -> list[str]:
+    return ["--bootstrap-servers", bootstrap, "--topic", topic, "--mongo-uri", mongo_uri, "--database", database,
+            "--checkpoint-dir", str(checkpoint), "--shuffle-partitions", "2", *extra]
+
+
+def run_job(args: list[str], log: Path, timeout: float = 300, launcher: list[str] | None = None) -> str:
+    """Run the job to completion (use `--trigger available-now`); return its log, or fail with the log's tail."""
+    cmd = (launcher or [sys.executable, "-m", "streaming_job"]) + args
+    with log.open("a") as out:
+        proc = subprocess.Popen(cmd, env=job_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_hard(proc)
+            raise AssertionError(f"job did not finish within {timeout}s:\n{_tail(log)}") from None
+    if code != 0:
+        raise AssertionError(f"job exited {code}:\n{_tail(log)}")
+    return log.read_text()
+
+
+def _tail(log: Path, chars: int = 4000) -> str:
+    return log.read_text(errors="replace")[-chars:]
+
+
+def start_job(args: list[str], log: Path) -> subprocess.Popen:
+    """Start the job in the background, in its own process group (so a kill reaches the JVM too)."""
+    with log.open("w") as out:
+        return subprocess.Popen([sys.executable, "-m", "streaming_job", *args], env=job_env(), cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_hard(proc: subprocess.Popen) -> None:
+    """kill -9 the job's whole process group: no shutdown hooks, no clean commit."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def poll(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stored(db) -> dict[str, dict[str, dict]]:
+    """Every document of the four data collections, keyed by _id, without write-time fields."""
+    out: dict[str, dict[str, dict]] = {}
+    for coll in (*c.AGGREGATE_COLLECTIONS, c.INVALID_EVENTS):
+        docs = {}
+        for d in db[coll].find():
+            key = d.pop(c.ID)
+            for f in VOLATILE:
+                d.pop(f, None)
+            for f in (c.WINDOW_START, c.WINDOW_END, c.KAFKA_TIMESTAMP):
+                if f in d:
+                    d[f] = d[f].replace(tzinfo=None)
+            docs[key] = d
+        out[coll] = docs
+    return out
+
+
+def mismatches(got: dict[str, dict[str, dict]], want: dict[str, dict[str, dict]]) -> list[str]:
+    """Human-readable differences, at most a few per collection (empty when equal)."""
+    problems = []
+    for coll, expected in want.items():
+        actual = got.get(coll, {})
+        missing = sorted(set(expected) - set(actual))[:3]
+        extra = sorted(set(actual) - set(expected))[:3]
+        wrong = [k for k in sorted(set(expected) & set(actual)) if expected[k] != actual[k]][:3]
+        problems += [f"{coll}: missing {k} {expected[k]}" for k in missing]
+        problems += [f"{coll}: unexpected {k} {actual[k]}" for k in extra]
+        problems += [f"{coll}: {k} is {actual[k]}, expected {expected[k]}" for k in wrong]
+    return problems

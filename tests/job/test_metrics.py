@@ -1,0 +1,48 @@
+"""Progress documents: one per batch per query, with the numbers an operator needs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from storage.client import mask_uri
+from streaming_job.metrics import describe, progress_document
+
+PROGRESS = {
+    "id": "q-1", "runId": "r-1", "name": "aggregates", "timestamp": "2026-11-23T10:00:00.500Z", "batchId": 7,
+    "batchDuration": 812, "numInputRows": 1000, "inputRowsPerSecond": 990.5, "processedRowsPerSecond": 1231.0,
+    "durationMs": {"addBatch": 700, "triggerExecution": 812},
+    "eventTime": {"watermark": "2026-11-23T09:50:00.000Z", "max": "2026-11-23T10:00:00.000Z"},
+    "stateOperators": [
+        {"operatorName": "stateStoreSave", "numRowsTotal": 5000, "numRowsDroppedByWatermark": 0, "customMetrics": {}},
+        {"operatorName": "dedupeWithinWatermark", "numRowsTotal": 900, "numRowsDroppedByWatermark": 3,
+         "customMetrics": {"numDroppedDuplicateRows": 12}},
+    ],
+    "observedMetrics": {"aggregates": {"valid_rows": 990}},
+}
+
+
+def test_a_progress_event_becomes_one_document_keyed_by_query_run_and_batch():
+    doc = progress_document(PROGRESS)
+    assert doc == {
+        "_id": "aggregates|r-1|7", "query": "aggregates", "run_id": "r-1", "batch_id": 7,
+        "timestamp": datetime(2026, 11, 23, 10, 0, 0, 500000, tzinfo=UTC), "input_rows": 1000,
+        "input_rows_per_second": 990.5, "processed_rows_per_second": 1231.0, "batch_duration_ms": 812,
+        "watermark": datetime(2026, 11, 23, 9, 50, tzinfo=UTC), "state_rows": 5900, "dropped_by_watermark": 3,
+        "duplicates_dropped": 12, "valid_rows": 990,
+    }
+
+
+def test_the_epoch_watermark_before_any_event_means_no_watermark():
+    doc = progress_document({**PROGRESS, "eventTime": {"watermark": "1970-01-01T00:00:00.000Z"}})
+    assert doc["watermark"] is None
+
+
+def test_the_log_line_says_what_happened_in_the_batch():
+    line = describe(progress_document(PROGRESS))
+    assert line.startswith("aggregates batch 7: 1000 rows in 812 ms")
+    assert "watermark 2026-11-23T09:50:00Z" in line and "late dropped 3" in line and "duplicates dropped 12" in line
+
+
+def test_passwords_never_reach_logs():
+    assert mask_uri("mongodb://user:p%40ss@db:27017/x?authSource=admin") == "mongodb://user:***@db:27017/x?authSource=admin"
+    assert mask_uri("mongodb://db:27017/") == "mongodb://db:27017/"

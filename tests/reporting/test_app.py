@@ -1,0 +1,179 @@
+"""The page itself, run by Streamlit's AppTest against the real Mongo-wire server."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from reporting.page import APP_PATH
+from storage import contract as c
+from storage.queries import AGGREGATES_QUERY
+from tests.reporting.documents import MIN, T0, active, batch, insert
+
+pytestmark = pytest.mark.integration
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def chart(at: AppTest, key: str) -> list[dict]:
+    """The traces a plotly chart was given (AppTest sees it as an element with the figure's JSON spec)."""
+    found = [e for e in at.get("plotly_chart") if e.proto.id.endswith(key)]
+    assert found, f"no chart {key}"
+    return json.loads(found[0].proto.spec)["data"]
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_kpis_show_the_seeded_values(report, known_db):
+    # Given the known site; When the report renders
+    at = report(known_db.name)
+    # Then the KPI row shows the figures derived by hand in seed_known_site
+    assert not at.exception
+    got = metrics(at)
+    assert got["Active users"] == "42"
+    assert got["Page views"] == "56"
+    assert got["Sessions per active user"] == "1.60"
+    assert got["Events/s ingested"] == "100.0"
+    assert got["Invalid-event rate"] == "2.0%"
+    assert next(m for m in at.metric if m.label == "Active users").delta == "+2"
+
+
+def test_each_kpi_says_which_window_it_covers(report, known_db):
+    at = report(known_db.name)
+    captions = texts(at.caption)
+    assert "5-min window 2026-01-15 10:10–10:15 UTC" in captions  # active users and sessions per user
+    assert "15-min window 2026-01-15 09:56–10:11 UTC" in captions  # page views
+    assert "batches of the minute to 2026-01-15 10:15:30 UTC" in captions
+    assert "batches of the 15 min to 2026-01-15 10:15:30 UTC" in captions
+    assert any(t.startswith("All times are UTC.") for t in captions)
+
+
+def test_charts_receive_the_seeded_data(report, known_db):
+    at = report(known_db.name)
+    line = chart(at, "chart_active_users")[0]
+    assert line["y"] == [30, 31, 33, 35, 34, 36, 37, 38, 39, 40, 42]
+    assert line["x"][0] == "2026-01-15T10:00:00+00:00"
+    bars = chart(at, "chart_top_pages")[0]
+    assert (bars["y"], bars["x"]) == (["/checkout", "/cart", "/products", "/home"], [1, 5, 20, 30])
+    hist = chart(at, "chart_sessions")[0]
+    assert (hist["x"], hist["y"]) == ([1, 2, 3], [3, 1, 1])
+    throughput = chart(at, "chart_throughput")
+    assert [t["y"] for t in throughput] == [[50.0, 150.0], [100.0, 300.0]]
+    invalid = {t["name"]: t["y"] for t in chart(at, "chart_invalid")}
+    assert invalid == {"malformed_json": [2], "missing_field": [1]}
+
+
+def test_top_users_table_ranks_the_latest_window_by_events(report, known_db):
+    at = report(known_db.name)
+    table = next(df.value for df in at.dataframe if "user_id" in df.value.columns)
+    assert list(table["user_id"]) == ["u4", "u2", "u1", "u3", "u5"]
+    assert list(table["events"]) == [20, 9, 5, 4, 1]
+
+
+def test_latest_invalid_events_show_reason_detail_and_raw_excerpt(report, known_db):
+    at = report(known_db.name)
+    table = next(df.value for df in at.dataframe if "detail" in df.value.columns)
+    first = table.iloc[0]
+    assert (first["reason"], first["detail"]) == ("missing_field", "missing: page_url")
+    assert first["raw (excerpt)"].startswith('{"user_id": "u1"')
+    assert first["Kafka timestamp (UTC)"] == "2026-01-15 10:14:00 UTC"
+
+
+def test_the_top_pages_slider_sets_how_many_bars_are_drawn(report, known_db):
+    at = report(known_db.name)
+    at.slider(key="top_pages").set_value(3).run()
+    assert chart(at, "chart_top_pages")[0]["y"] == ["/cart", "/products", "/home"]
+
+
+def test_the_time_range_bounds_the_active_users_line(report, known_db):
+    # Given windows back to 09:30 besides the known 10:00..10:10 ones
+    insert(known_db, c.ACTIVE_USERS, [active(T0 - i * MIN, 1) for i in range(1, 31)])
+    at = report(known_db.name)
+    assert len(chart(at, "chart_active_users")[0]["y"]) == 41  # 1 hour: starts 09:30..10:10
+    # When the range is cut to 15 minutes
+    at.selectbox(key="time_range").set_value("15 minutes").run()
+    # Then the line keeps the windows ending in the 15 minutes before 10:15 (starts 09:56..10:10)
+    assert chart(at, "chart_active_users")[0]["x"][0] == "2026-01-15T09:56:00+00:00"
+    assert len(chart(at, "chart_active_users")[0]["y"]) == 15
+
+
+def test_every_chart_has_its_raw_table_in_an_expander(report, known_db):
+    at = report(known_db.name)
+    raw = [e.label for e in at.expander if e.label.startswith("Raw data")]
+    assert len(raw) == len(at.get("plotly_chart")) == 6
+    assert all(len(e.dataframe) == 1 for e in at.expander)
+
+
+def test_the_sidebar_offers_auto_refresh_every_2_to_60_seconds(report, known_db):
+    at = report(known_db.name)
+    interval = at.sidebar.slider(key="refresh_seconds")
+    assert (interval.min, interval.max, interval.value) == (2, 60, 10)
+    at.sidebar.toggle(key="auto_refresh").set_value(False).run()
+    assert at.sidebar.slider(key="refresh_seconds").disabled
+
+
+def test_an_old_pipeline_is_flagged_red(report, known_db):
+    at = report(known_db.name)
+    errors = texts(at.error)
+    assert any(t.startswith("Newest aggregate written") and "is the job or the producer running?" in t for t in errors)
+    assert any(t.startswith("Newest batch written") for t in errors)
+
+
+def test_a_live_pipeline_is_green(report, mongo_db):
+    # Given a window written 5 s ago and a batch 5 s ago
+    now = datetime.now(UTC)
+    start = now.replace(second=0, microsecond=0) - 6 * MIN
+    insert(mongo_db, c.ACTIVE_USERS, [active(start, 3, written=now - timedelta(seconds=5))])
+    insert(mongo_db, c.PIPELINE_METRICS, [batch(AGGREGATES_QUERY, now - timedelta(seconds=5), 1, 10, 10.0)])
+    at = report(mongo_db.name)
+    assert [t.split(" written")[0] for t in texts(at.success)] == ["Newest aggregate", "Newest batch"]
+    assert metrics(at)["Active users"] == "3"
+
+
+def test_an_empty_database_says_what_to_run(report, mongo_db):
+    at = report(mongo_db.name)
+    assert not at.exception and not at.metric
+    (info,) = texts(at.info)
+    assert "No data yet" in info and f"`{mongo_db.name}`" in info and "make demo" in info
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_is_named_with_its_password_masked(monkeypatch):
+    # Given a URI with a password, on a port nobody listens on
+    uri = f"mongodb://report:s3cret@127.0.0.1:{free_port()}/"
+    monkeypatch.setattr("sys.argv", [str(APP_PATH), "--mongo-uri", uri, "--timeout-ms", "500"])
+    # When the report renders
+    at = AppTest.from_file(APP_PATH, default_timeout=60).run()
+    # Then it says which server it tried, without the password and without a traceback
+    assert not at.exception
+    (error,) = texts(at.error)
+    assert error.startswith(f"Cannot reach MongoDB at mongodb://report:***@127.0.0.1:{uri.rsplit(':', 1)[1]}")
+    assert "s3cret" not in error and "make stack-up" in error
+
+
+def test_arguments_after_the_double_dash_choose_the_server_and_database(monkeypatch, mongo_uri, known_db):
+    # Given the environment points elsewhere, but `-- --mongo-uri ... --database ...` at the known site
+    monkeypatch.setenv("CLICKPULSE_DATABASE", "elsewhere")
+    monkeypatch.setattr("sys.argv", [str(APP_PATH), "--mongo-uri", mongo_uri, "--database", known_db.name])
+    at = AppTest.from_file(APP_PATH, default_timeout=60).run()
+    assert metrics(at)["Active users"] == "42"
+
+
+def test_a_bad_argument_is_shown_on_the_page(monkeypatch):
+    monkeypatch.setattr("sys.argv", [str(APP_PATH), "--refresh-seconds", "99"])
+    at = AppTest.from_file(APP_PATH, default_timeout=60).run()
+    assert not at.exception
+    assert texts(at.error) == ["Bad report setting: refresh interval must be 2..60 s, got 99"]

@@ -1,0 +1,103 @@
+"""The KPI row's figures, from query results (pure)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from reporting import kpis
+from storage import contract as c
+from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from tests.reporting.documents import MIN, T0, active, batch
+
+S = timedelta(seconds=1)
+
+
+def test_latest_complete_window_is_the_newest_that_ended_by_now():
+    # Given windows starting 10:00..10:04 (5 min long), newest first, and now = 10:07:30
+    windows = [active(T0 + i * MIN, 10 + i) for i in range(4, -1, -1)]
+    # When the latest complete window is picked
+    latest, previous = kpis.pick_latest_complete(windows, T0 + 7 * MIN + 30 * S)
+    # Then it is the one ending 10:07 (start 10:02), and the one stored before it starts 10:01
+    assert latest[c.WINDOW_START] == T0 + 2 * MIN
+    assert previous[c.WINDOW_START] == T0 + MIN
+
+
+def test_no_latest_complete_window_when_every_window_is_still_open():
+    windows = [active(T0 + i * MIN, 1) for i in range(2, -1, -1)]
+    assert kpis.pick_latest_complete(windows, T0 + 4 * MIN) == (None, None)
+
+
+def test_active_users_kpi_shows_count_change_and_window():
+    # Given a latest window of 42 users and a previous one of 40
+    kpi = kpis.active_users(active(T0 + 10 * MIN, 42), active(T0 + 9 * MIN, 40))
+    # Then the KPI reads 42, +2 against the window starting 10:09, for the 10:10-10:15 window
+    assert (kpi.value, kpi.number, kpi.delta) == ("42", 42.0, "+2")
+    assert kpi.delta_description == "vs 10:09 UTC start"
+    assert kpi.window == "5-min window 2026-01-15 10:10–10:15 UTC"
+    assert "newest one whose end is at or before now" in kpi.help
+
+
+def test_active_users_kpi_without_data_says_so():
+    kpi = kpis.active_users(None, None)
+    assert (kpi.value, kpi.window, kpi.delta) == ("—", "no window yet", None)
+
+
+def test_active_users_kpi_has_no_change_without_a_previous_window():
+    assert kpis.active_users(active(T0, 7), None).delta is None
+
+
+def test_page_views_kpi_sums_every_page_of_the_window():
+    window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 15 * MIN}
+    kpi = kpis.page_views(window, [{c.VIEWS: 1200}, {c.VIEWS: 34}], page_limit=100)
+    assert (kpi.value, kpi.number, kpi.window) == ("1,234", 1234.0, "15-min window 2026-01-15 10:00–10:15 UTC")
+
+
+def test_page_views_kpi_is_a_lower_bound_when_the_page_limit_was_hit():
+    window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 15 * MIN}
+    assert kpis.page_views(window, [{c.VIEWS: 3}, {c.VIEWS: 2}], page_limit=2).value == "≥ 5"
+
+
+def test_sessions_per_user_is_total_sessions_over_users():
+    # Given three users with 1 session, one with 2 and one with 3: 8 sessions over 5 users
+    window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 5 * MIN}
+    kpi = kpis.sessions_per_user(window, [(1, 3), (2, 1), (3, 1)])
+    assert (kpi.value, kpi.number) == ("1.60", 1.6)
+
+
+def test_sessions_per_user_without_users_is_a_dash():
+    assert kpis.sessions_per_user(None, []).value == "—"
+
+
+def test_events_per_second_is_time_weighted_over_the_last_minute_of_aggregates_batches():
+    # Given aggregates batches of 100 rows at 50/s (2 s) and 300 rows at 150/s (2 s) in the last minute,
+    # an older one outside it, and an invalid_events batch (not counted)
+    newest = T0 + 10 * MIN
+    batches = [batch(AGGREGATES_QUERY, newest, 3, 300, 150.0), batch(AGGREGATES_QUERY, newest - 30 * S, 2, 100, 50.0),
+               batch(AGGREGATES_QUERY, newest - 2 * MIN, 1, 10_000, 10_000.0),
+               batch(INVALID_EVENTS_QUERY, newest, 3, 999, 999.0)]
+    # When the rate is computed
+    kpi = kpis.events_per_second(batches, newest)
+    # Then 400 rows over 4 seconds: 100 rows/s
+    assert kpi.number == 100.0 and kpi.value == "100.0"
+    assert kpi.window == "batches of the minute to 2026-01-15 10:10:00 UTC"
+
+
+def test_events_per_second_is_zero_when_recent_batches_read_nothing():
+    newest = T0
+    assert kpis.events_per_second([batch(AGGREGATES_QUERY, newest, 1, 0, 0.0)], newest).number == 0.0
+
+
+def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
+    # Given invalid_events batches: 2 of 100 and 6 of 300 invalid in the last 15 minutes, 50 of 50 before that
+    newest = T0 + 30 * MIN
+    batches = [batch(INVALID_EVENTS_QUERY, newest, 3, 300, 1.0, **{c.INVALID_ROWS: 6}),
+               batch(INVALID_EVENTS_QUERY, newest - 10 * MIN, 2, 100, 1.0, **{c.INVALID_ROWS: 2}),
+               batch(INVALID_EVENTS_QUERY, newest - 20 * MIN, 1, 50, 1.0, **{c.INVALID_ROWS: 50})]
+    kpi = kpis.invalid_rate(batches, newest)
+    assert (kpi.value, kpi.number) == ("2.0%", 0.02)
+
+
+def test_invalid_rate_is_unknown_when_batches_carry_no_invalid_count():
+    newest = T0
+    assert kpis.invalid_rate([batch(INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)], newest).value == "—"
+    assert kpis.invalid_rate([], None).window == "no batch yet"

@@ -1,0 +1,94 @@
+"""Which windows one render picks, on live and on replayed (historical) data, against the real server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from reporting.loading import PageRequest, load_page_data
+from storage import contract as c
+from tests.reporting.documents import MIN, T0, active, insert, invalid, page, session
+
+pytestmark = pytest.mark.integration
+
+HOUR = PageRequest(timedelta(hours=1), top_pages=10, top_users=10)
+NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+NOW_MIN = NOW.replace(second=0)
+
+
+def test_live_data_uses_the_newest_window_that_has_ended(mongo_db):
+    # Given 5-min windows starting 11:50..11:59 at 12:00:30: those starting after 11:55 are still open
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - i * MIN, 100 + i) for i in range(1, 11)])
+    # When the page loads
+    data = load_page_data(mongo_db, HOUR, NOW)
+    # Then the KPI window is 11:55-12:00 (the newest ended), compared with 11:54, and the line stops there
+    assert data.latest_active[c.WINDOW_START] == NOW_MIN - 5 * MIN
+    assert data.previous_active[c.WINDOW_START] == NOW_MIN - 6 * MIN
+    assert data.newest_active[c.WINDOW_START] == NOW_MIN - MIN
+    assert data.range_end == NOW_MIN
+    assert data.series[-1][c.WINDOW_START] == NOW_MIN - 5 * MIN
+
+
+def test_when_every_window_is_still_open_the_newest_is_shown(mongo_db):
+    # Given only windows that end after now (events stamped slightly in the future)
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - MIN, 5), active(NOW_MIN, 6)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.latest_active[c.WINDOW_START] == NOW_MIN
+    assert data.previous_active[c.WINDOW_START] == NOW_MIN - MIN
+
+
+def test_an_ended_window_past_the_newest_few_is_still_found(mongo_db):
+    # Given ten open windows (wide clock skew) in front of one that ended
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - 10 * MIN, 1, size=5 * MIN)]
+           + [active(NOW_MIN + i * MIN, 2, size=15 * MIN) for i in range(-9, 1)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.latest_active[c.WINDOW_START] == NOW_MIN - 10 * MIN
+
+
+def test_replayed_data_is_shown_up_to_its_own_newest_window(mongo_db):
+    # Given windows of a January morning and an invalid event among them, read in March
+    insert(mongo_db, c.ACTIVE_USERS, [active(T0 + i * MIN, i) for i in range(5)])
+    insert(mongo_db, c.INVALID_EVENTS, [invalid(1, "bad_timestamp", T0 + 2 * MIN)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    # Then the range ends with the newest January window, so the invalid event is in it
+    assert data.range_end == T0 + 9 * MIN
+    assert data.invalid_range == (T0 + 9 * MIN - timedelta(hours=1), T0 + 9 * MIN)
+    assert [e[c.REASON] for e in data.invalid_events] == ["bad_timestamp"]
+
+
+def test_live_invalid_events_are_shown_up_to_now(mongo_db):
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - 6 * MIN, 1)])
+    insert(mongo_db, c.INVALID_EVENTS, [invalid(1, "malformed_json", NOW - timedelta(seconds=10))])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.invalid_range == (NOW - timedelta(hours=1), NOW)
+    assert len(data.invalid_events) == 1
+
+
+def test_sessions_come_from_the_active_users_window_when_it_has_them(mongo_db):
+    insert(mongo_db, c.ACTIVE_USERS, [active(T0, 2), active(T0 + MIN, 1)])
+    insert(mongo_db, c.USER_SESSIONS, [session(T0 + MIN, "a", 2, 7), session(T0, "b", 1, 1)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.sessions_window == {c.WINDOW_START: T0 + MIN, c.WINDOW_END: T0 + 6 * MIN}
+    assert data.histogram == [(2, 1)] and [u[c.USER_ID] for u in data.top_users] == ["a"]
+
+
+def test_sessions_fall_back_to_their_own_latest_window(mongo_db):
+    # Given user_sessions windows that lag behind active_users (written by an earlier batch)
+    insert(mongo_db, c.ACTIVE_USERS, [active(T0 + MIN, 1)])
+    insert(mongo_db, c.USER_SESSIONS, [session(T0, "b", 3, 4)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.sessions_window[c.WINDOW_START] == T0
+    assert data.histogram == [(3, 1)]
+
+
+def test_page_views_come_from_their_newest_ended_window(mongo_db):
+    insert(mongo_db, c.PAGE_VIEWS, [page(NOW_MIN - 16 * MIN, "/a", 1), page(NOW_MIN - 15 * MIN, "/b", 2),
+                                    page(NOW_MIN - 14 * MIN, "/c", 3)])
+    data = load_page_data(mongo_db, HOUR, NOW)
+    assert data.pages_window[c.WINDOW_START] == NOW_MIN - 15 * MIN
+    assert data.pages == [{c.PAGE_URL: "/b", c.VIEWS: 2}]
+
+
+def test_an_empty_database_is_empty(mongo_db):
+    assert load_page_data(mongo_db, HOUR, NOW).empty
