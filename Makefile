@@ -20,12 +20,16 @@ export CLICKPULSE_MONGO_URI ?= mongodb://127.0.0.1:$(MONGO_PORT)/
 export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars ferretdb compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
+.PHONY: help setup venv jars ferretdb postgres compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: venv jars ferretdb ## install everything the pipeline needs (venv, Kafka and connector jars, FerretDB)
+setup: venv jars ferretdb postgres ## install everything the pipeline needs (venv, jars, FerretDB, PostgreSQL)
+
+postgres: ## Debian's PostgreSQL server, FerretDB's storage (skipped when mongod is installed)
+	@command -v mongod >/dev/null || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 compose-check: $(COMPOSE_CHECK)
 $(COMPOSE_CHECK): tests/docker/composecheck/main.go tests/docker/composecheck/go.mod tests/docker/composecheck/go.sum

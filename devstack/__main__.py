@@ -28,7 +28,8 @@ def _env_int(name: str, default: int) -> int:
 
 def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    p.add_argument("command", choices=["up", "down", "status"], help="start, stop or report the stack")
+    p.add_argument("command", choices=["up", "down", "status", "demo"],
+                   help="start, stop or report the stack; `demo` also runs producer, job and report")
     p.add_argument("--data-dir", type=Path, default=DATA / "stack",
                    help="where servers keep data and logs (default: %(default)s)")
     p.add_argument("--kafka-port", type=int, default=_env_int("KAFKA_PORT", 9092),
@@ -37,6 +38,8 @@ def main_parser() -> argparse.ArgumentParser:
                    help="KRaft controller port (env KAFKA_CONTROLLER_PORT, default 9093)")
     p.add_argument("--mongo-port", type=int, default=_env_int("MONGO_PORT", 27017),
                    help="Mongo port (env MONGO_PORT, default 27017)")
+    p.add_argument("--postgres-port", type=int, default=_env_int("POSTGRES_PORT", 55432),
+                   help="port of FerretDB's PostgreSQL (env POSTGRES_PORT, default 55432)")
     p.add_argument("--json", action="store_true", help="print status as JSON")
     return p
 
@@ -45,13 +48,18 @@ def run_cli(args: list[str] | None = None) -> int:
     ns = main_parser().parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    stack = LocalStack(ns.data_dir, ns.kafka_port, ns.kafka_controller_port, ns.mongo_port)
+    stack = LocalStack(ns.data_dir, ns.kafka_port, ns.kafka_controller_port, ns.mongo_port, ns.postgres_port)
     try:
         if ns.command == "up":
             started = stack.up()
             for name, now in started.items():
                 log.info("%s %s", name, "started" if now else "was already running")
             log.info("Kafka at %s, Mongo (%s) at %s", stack.bootstrap_servers, stack.mongo.flavour, stack.mongo_uri)
+        elif ns.command == "demo":
+            from devstack.demo import run_demo
+
+            stack.up()
+            return run_demo(stack)
         elif ns.command == "down":
             for name, was in stack.down().items():
                 log.info("%s %s", name, "stopped" if was else "was not running")

@@ -25,14 +25,15 @@ class LocalStack:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     mongo_port: int = 27017
+    postgres_port: int = 55432
 
     @classmethod
     def on_free_ports(cls, data_dir: Path) -> LocalStack:
-        ports = {free_port() for _ in range(6)}
-        if len(ports) < 3:
-            raise RuntimeError("could not find three free loopback ports")
-        kafka, controller, mongo = sorted(ports)[:3]
-        return cls(data_dir, kafka, controller, mongo)
+        ports = {free_port() for _ in range(8)}
+        if len(ports) < 4:
+            raise RuntimeError("could not find four free loopback ports")
+        kafka, controller, mongo, postgres = sorted(ports)[:4]
+        return cls(data_dir, kafka, controller, mongo, postgres)
 
     @property
     def kafka(self) -> KafkaBroker:
@@ -40,7 +41,7 @@ class LocalStack:
 
     @property
     def mongo(self) -> MongoServer:
-        return MongoServer(self.data_dir / "mongo", self.mongo_port)
+        return MongoServer(self.data_dir / "mongo", self.mongo_port, self.postgres_port)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -21,16 +21,21 @@ class MongoTarget:
 
     uri: str
     database: str = c.DEFAULT_DATABASE
+    # Operations per bulk command. FerretDB v1 keeps a backend connection per matched upsert until the
+    # whole command ends, so large commands exhaust its pool and hang: it needs small ones.
+    ops_per_command: int = 1000
 
     def __post_init__(self) -> None:
+        if self.ops_per_command <= 0:
+            raise ValueError("ops_per_command must be positive")
         if not self.uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("Mongo URI must start with mongodb:// or mongodb+srv://")
         if not self.database or any(ch in self.database for ch in "/\\. \"$"):
             raise ValueError(f"invalid Mongo database name: {self.database!r}")
 
 
-def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]], stamp_field: str | None = c.UPDATED_AT,
-                  chunk_size: int = 1000) -> int:
+def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]],
+                  stamp_field: str | None = c.UPDATED_AT) -> int:
     """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count.
 
     `stamp_field` gets the wall-clock time of the write, which is not part of any aggregate's value.
@@ -55,7 +60,7 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]], sta
                 client = connect(target.uri, "clickpulse-sink", socket_timeout_ms=120_000)
             body = {**doc, stamp_field: datetime.now(UTC)} if stamp_field else dict(doc)
             pending.setdefault(collection, []).append(ReplaceOne({c.ID: doc[c.ID]}, body, upsert=True))
-            if len(pending[collection]) >= chunk_size:
+            if len(pending[collection]) >= target.ops_per_command:
                 flush(collection)
         for collection in list(pending):
             flush(collection)
@@ -66,9 +71,9 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]], sta
 
 
 def upsert_documents(target: MongoTarget, collection: str, docs: Iterable[Document],
-                     stamp_field: str | None = c.UPDATED_AT, chunk_size: int = 1000) -> int:
+                     stamp_field: str | None = c.UPDATED_AT) -> int:
     """`upsert_routed` for documents that all go to one collection."""
-    return upsert_routed(target, ((collection, d) for d in docs), stamp_field, chunk_size)
+    return upsert_routed(target, ((collection, d) for d in docs), stamp_field)
 
 
 def partition_writer(target: MongoTarget, to_documents: Callable[[Iterable[Any]], Iterable[tuple[str, Document]]],

@@ -152,7 +152,6 @@ def run(s: JobSettings) -> int:
     from streaming_job.pipeline import QUERIES, start_queries
     from streaming_job.session import build_session, ship_packages
 
-    target = MongoTarget(s.mongo_uri, s.database)
     client = connect(s.mongo_uri, "clickpulse-job")
     stop = threading.Event()
     heartbeat: Heartbeat | None = None
@@ -166,10 +165,14 @@ def run(s: JobSettings) -> int:
             log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
             return 1
         writers = s.mongo_writers
-        if writers is None and is_ferretdb(client):
-            # FerretDB v1 (SQLite) was seen to deadlock under concurrent bulk upserts; one writer is safe.
-            writers = 1
-            log.info("FerretDB detected: writing to it with one connection per query")
+        target = MongoTarget(s.mongo_uri, s.database)
+        if is_ferretdb(client):
+            # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
+            # commands from few writers keep its connection pool from running dry (seen to hang here).
+            writers = writers or 1
+            target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25)
+            log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers,
+                     target.ops_per_command)
         log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
                  "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if ttl else 'pruning'}")
 

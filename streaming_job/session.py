@@ -16,7 +16,7 @@ from streaming_job.settings import JobSettings
 
 log = logging.getLogger(__name__)
 
-SPARK_VERSION = "4.1.1"
+SPARK_VERSION = "4.2.0"
 KAFKA_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}"
 
 

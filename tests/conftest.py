@@ -59,6 +59,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield local
     finally:
         local.down()
+        if local.mongo.postgres is not None:
+            local.mongo.postgres.remove()
 
 
 @pytest.fixture(scope="session")

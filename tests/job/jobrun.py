@@ -16,9 +16,16 @@ from storage import contract as c
 VOLATILE = (c.UPDATED_AT, c.STORED_AT, c.DETAIL)
 
 
+def spark_home() -> str:
+    import pyspark
+
+    return str(Path(pyspark.__file__).parent)
+
+
 def job_env() -> dict[str, str]:
     return {
         **os.environ,
+        "SPARK_HOME": spark_home(),
         "CLICKPULSE_SPARK_JARS": ",".join(str(p) for p in sorted(SPARK_JARS.glob("*.jar"))),
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),

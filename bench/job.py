@@ -1,0 +1,93 @@
+"""Benchmark: events/s through the job's hot path (parse, validate, dedup, the three exact window aggregates).
+
+Runs the very steps of the streaming query on a cached static frame of Kafka-shaped records (no Kafka, no Mongo:
+those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
+
+    .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from streaming_job.pipeline import aggregate_steps, parse_steps, run_steps
+from streaming_job.settings import JobSettings
+
+
+def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
+    """`n` valid JSON click events over one hour, built with Spark SQL so generation is not measured in Python."""
+    start = 1_795_000_000  # a fixed instant (2026-11-18), events spread over one hour after it
+    ev = (
+        spark.range(n)
+        .select(
+            F.col("id"),
+            F.timestamp_seconds(F.lit(start) + (F.col("id") * 3600 / n)).alias("t"),
+            (F.col("id") * 7919 % users).alias("u"),
+            (F.col("id") * 104729 % pages).alias("p"),
+        )
+        .select(
+            F.lit("clickstream").alias("topic"),
+            (F.col("id") % 3).cast("int").alias("partition"),
+            F.col("id").alias("offset"),
+            (F.col("t") + F.expr("INTERVAL 1 SECOND")).alias("timestamp"),
+            F.to_json(F.struct(
+                F.concat(F.lit("e"), F.col("id")).alias("event_id"),
+                F.date_format("t", "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("timestamp"),
+                F.concat(F.lit("usr_"), F.col("u")).alias("user_id"),
+                F.concat(F.lit("sess_"), F.col("u"), F.lit("_"), (F.col("id") % 3)).alias("session_id"),
+                F.when(F.col("id") % 3 == 0, "click").otherwise("page_view").alias("event_type"),
+                F.concat(F.lit("/p/"), F.col("p")).alias("page_url"),
+            )).cast("binary").alias("value"),
+        )
+    )
+    return ev.cache()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--pages", type=int, default=200)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--shuffle-partitions", type=int, default=4)
+    ns = p.parse_args()
+    spark = (SparkSession.builder.master("local[*]").appName("clickpulse-bench-job")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+             .config("spark.sql.shuffle.partitions", str(ns.shuffle_partitions))
+             .config("spark.driver.memory", "4g").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        settings = JobSettings(bootstrap_servers="unused:9092", mongo_uri="mongodb://unused/", checkpoint_dir="/tmp/x")
+        records = kafka_records(spark, ns.events, ns.users, ns.pages)
+        records.count()  # materialise the cache: generation is not part of the measurement
+        steps = [*parse_steps(settings), *aggregate_steps(settings)]
+        seconds = []
+        for _ in range(ns.repeat):
+            t0 = time.perf_counter()
+            run_steps(records, steps).write.format("noop").mode("overwrite").save()
+            seconds.append(time.perf_counter() - t0)
+        out_rows = run_steps(records, steps).count()
+        median = statistics.median(seconds)
+        print(json.dumps({
+            "benchmark": "job_hot_path_static", "events": ns.events, "users": ns.users, "pages": ns.pages,
+            "output_rows": out_rows, "runs_seconds": [round(s, 2) for s in seconds],
+            "median_seconds": round(median, 2), "events_per_second": round(ns.events / median),
+            "cores": spark.sparkContext.defaultParallelism,
+        }))
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

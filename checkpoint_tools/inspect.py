@@ -1,0 +1,119 @@
+"""What `inspect` reports about each query of a checkpoint: progress, Kafka offsets and lag, files, state."""
+
+from __future__ import annotations
+
+from checkpoint_tools.guard import JobStatus
+from checkpoint_tools.lag import PartitionOffsets, partition_lag
+from checkpoint_tools.layout import Checkpoint, QueryCheckpoint, dir_summary, epoch_to_iso, ms_to_iso
+from checkpoint_tools.tables import human_bytes, table
+
+Broker = dict[str, dict[int, PartitionOffsets] | None]
+
+
+def topics_of(cp: Checkpoint) -> set[str]:
+    """Every topic any query's newest offsets entry reads."""
+    topics: set[str] = set()
+    for q in cp.queries.values():
+        newest = q.offsets.get(q.last_planned) if q.last_planned is not None else None
+        for source in newest.sources if newest else ():
+            topics |= set(source or {})
+    return topics
+
+
+def inspect_report(cp: Checkpoint, status: JobStatus, broker: Broker | None = None,
+                   in_use: tuple[str, ...] = ()) -> dict[str, object]:
+    """A JSON-ready report; lag is filled in only when `broker` offsets are given."""
+    return {
+        "checkpoint_dir": str(cp.base),
+        "job": status.as_dict(),
+        "queries": [query_report(q, status, broker, in_use) for _, q in sorted(cp.queries.items())],
+    }
+
+
+def query_report(q: QueryCheckpoint, status: JobStatus, broker: Broker | None, in_use: tuple[str, ...]) -> dict[str, object]:
+    last = q.last_committed
+    entry = q.offsets.get(last) if last is not None else None
+    commit = q.commits.get(last) if last is not None else None
+    committed = q.committed_offsets()
+    if broker is not None and not committed:  # nothing committed yet: show what the broker has for the topics read
+        newest = q.offsets.get(q.last_planned) if q.last_planned is not None else None
+        topics = {t for s in (newest.sources if newest else ()) for t in (s or {})}
+        committed = {t: {} for t in topics}
+    relevant = None if broker is None else {t: broker.get(t) for t in committed}
+    partitions = partition_lag(committed, relevant)
+    lags = [p["lag"] for p in partitions]
+    return {
+        "name": q.name,
+        "id": q.query_id,
+        "used_by_job": q.name in in_use if in_use else None,
+        "running": status.runs(q.name),
+        "last_committed_batch": last,
+        "last_batch_time": ms_to_iso(entry.timestamp_ms) if entry else None,
+        "committed_at": epoch_to_iso(commit.committed_at) if commit else None,
+        "watermark": ms_to_iso(commit.next_watermark_ms) if commit and commit.next_watermark_ms else None,
+        "pending_batch": q.last_planned if q.last_planned is not None and (last is None or q.last_planned > last) else None,
+        "batches_in_log": {"offsets": len(q.offsets), "commits": len(q.commits),
+                           "oldest": min(q.offsets) if q.offsets else None},
+        "partitions": partitions,
+        "total_lag": None if broker is None or any(lag is None for lag in lags) else sum(lags),
+        "files": dir_summary(q),
+        "bytes": q.total_bytes,
+        "state": state_summary(q),
+    }
+
+
+def state_summary(q: QueryCheckpoint) -> dict[str, object]:
+    versions = [v for s in q.stores for v in s.versions]
+    return {
+        "operators": len({s.operator for s in q.stores}),
+        "stores": len(q.stores),
+        "oldest_version": min(versions) if versions else None,
+        "newest_version": max(versions) if versions else None,
+        "snapshots": sum(1 for s in q.stores for f in s.files if f.full),
+    }
+
+
+def render_inspect(report: dict[str, object]) -> str:
+    queries = report["queries"]
+    job = report["job"]
+    head = f"checkpoint {report['checkpoint_dir']}: job {_job_line(job)}"
+    summary = table(
+        ["QUERY", "ID", "LAST BATCH", "BATCH TIME", "COMMITTED AT", "WATERMARK", "RUNNING", "LAG", "SIZE"],
+        [[q["name"], q["id"], q["last_committed_batch"], q["last_batch_time"], q["committed_at"], q["watermark"],
+          q["running"], q["total_lag"], human_bytes(q["bytes"])] for q in queries],
+        right=(2, 7, 8),
+    )
+    offsets = table(
+        ["QUERY", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"],
+        [[q["name"], p["topic"], p["partition"], p["committed"], p["end"], p["lag"]] for q in queries for p in q["partitions"]],
+        right=(2, 3, 4, 5),
+    )
+    files = table(
+        ["QUERY", "DIR", "FILES", "SIZE"],
+        [[q["name"], d, n["files"], human_bytes(n["bytes"])] for q in queries for d, n in q["files"].items() if n["files"]],
+        right=(2, 3),
+    )
+    state = table(
+        ["QUERY", "OPERATORS", "STORES", "VERSIONS", "SNAPSHOTS"],
+        [[q["name"], s["operators"], s["stores"], f"{s['oldest_version']}..{s['newest_version']}", s["snapshots"]]
+         for q in queries if (s := q["state"])["stores"]],
+        right=(1, 2, 4),
+    )
+    parts = [head, "", summary, "", "Kafka offsets (committed = the next offset the query reads)", offsets, "", "Files", files]
+    if any(q["state"]["stores"] for q in queries):
+        parts += ["", "State store", state]
+    notes = [f"{q['name']} is not one of the job's queries: `clean --remove-query {q['name']}` deletes it"
+             for q in queries if q["used_by_job"] is False]
+    notes += [f"{q['name']}: batch {q['pending_batch']} was planned but not committed (it runs again on restart)"
+              for q in queries if q["pending_batch"] is not None and not q["running"]]
+    if notes:
+        parts += ["", *(f"note: {n}" for n in notes)]
+    return "\n".join(parts)
+
+
+def _job_line(job: dict[str, object]) -> str:
+    if job["state"] == "stopped":
+        return "not running (no lock file)"
+    who = f"pid {job['pid']} on {job['host']}" if job["pid"] is not None else "unreadable lock file"
+    state = "running" if job["state"] == "running" else "not running (stale lock: the job died)"
+    return f"{state}, {who}, last heartbeat {job['heartbeat_age_seconds']:.0f}s ago"

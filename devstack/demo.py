@@ -1,0 +1,62 @@
+"""`make demo`: the whole pipeline on the local stack: producer, streaming job and report, until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.paths import DATA, ROOT, SPARK_JARS
+from devstack.stack import LocalStack
+
+log = logging.getLogger("devstack.demo")
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen:
+    out = (logs / f"{name}.log").open("ab")
+    log.info("starting %s (log: %s)", name, logs / f"{name}.log")
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(name: str, proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)  # the job stops its queries gracefully on SIGTERM
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.info("%s stopped", name)
+
+
+def run_demo(stack: LocalStack, rate: int = 100, port: int = 8501) -> int:
+    """Run producer and job in the background and the report in the foreground; stop all on exit."""
+    logs = DATA / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "CLICKPULSE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "CLICKPULSE_MONGO_URI": stack.mongo_uri,
+        "CLICKPULSE_CHECKPOINT_DIR": str(DATA / "checkpoints"),
+        "CLICKPULSE_SPARK_JARS": ",".join(str(p) for p in sorted(SPARK_JARS.glob("*.jar"))),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    background = {
+        "producer": _start("producer", [sys.executable, "-m", "producer", "--rate", str(rate)], env, logs),
+        "job": _start("job", [sys.executable, "-m", "streaming_job", "--trigger", "processing-time:2s"], env, logs),
+    }
+    log.info("report at http://localhost:%d (Ctrl-C stops producer, job and report; `make stack-down` the servers)",
+             port)
+    try:
+        report = subprocess.run([sys.executable, "-m", "reporting", "--port", str(port)], cwd=ROOT, env=env,
+                                check=False)
+        return report.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for name, proc in background.items():
+            _stop(name, proc)
