@@ -1,6 +1,6 @@
 """Benchmark: how long one render of the report takes against a week of windows for 10k users (prints JSON).
 
-Starts its own Mongo-wire server (devstack: mongod when installed, else FerretDB v1 over SQLite) on a free port
+Starts its own Mongo-wire server (devstack: mongod when installed, else FerretDB v1 over PostgreSQL) on a free port
 in a temporary folder, seeds it, then times the report's data-loading path (`reporting.loading.load_page_data`,
 every query one render makes), the pure KPI/figure building, and whole AppTest runs of the page.
 
@@ -216,7 +216,7 @@ def run_cli(args: list[str] | None = None) -> int:
     timer = QueryTimer()
     monitoring.register(timer)
     with tempfile.TemporaryDirectory(prefix="clickpulse-bench-") as tmp:
-        server = MongoServer(Path(tmp) / "mongo", free_port())
+        server = MongoServer(Path(tmp) / "mongo", free_port(), free_port())
         server.start()
         client = connect(server.uri, "clickpulse-bench", timeout_ms=600_000)
         try:
@@ -241,6 +241,8 @@ def run_cli(args: list[str] | None = None) -> int:
         finally:
             client.close()
             server.stop()
+            if server.postgres is not None:
+                server.postgres.remove()
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0
 

@@ -12,7 +12,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from checkpoint_tools.cli import run_cli
 from checkpoint_tools.layout import CheckpointError, read_checkpoint
-from devstack.paths import ROOT
 from storage import contract as c
 from tests.checkpoint_tools.synthetic import listing
-from tests.job.dataset import clicks, produce, read_back
-from tests.job.jobrun import job_args, job_env, kill_hard, mismatches, poll, run_job, stored
+from tests.job.dataset import clicks, create_topic, produce, read_back
+from tests.job.jobrun import job_args, kill_hard, mismatches, poll, run_job, start_job, stored
 from tests.reference import expected
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,25 +62,13 @@ def snapshots(checkpoint: Path) -> int:
     return sum(1 for _ in (checkpoint / c.AGGREGATES_QUERY / "state").rglob("*.snapshot"))
 
 
-def start_job_snapshotting(args: list[str], log: Path) -> subprocess.Popen:
-    with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "streaming_job", *args],
-                                env={**job_env(), "PYSPARK_SUBMIT_ARGS": SNAPSHOT_OFTEN}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
 @pytest.fixture(scope="module")
 def streamed(kafka_bootstrap, mongo_uri, mongo_client, tmp_path_factory):
     """A streaming run over 2,400+ records at 200 per batch, stopped with SIGTERM once it has read them all.
 
     While it runs, `clean --yes` is tried on its checkpoint; the attempt is recorded for the tests.
     """
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    topic, database = "ckpt-tools-clicks", "ckpt_tools"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topic, 3, 1)])
-    admin.close()
+    topic, database = create_topic(kafka_bootstrap, "ckpt-tools-clicks"), "ckpt_tools"
     work = tmp_path_factory.mktemp("ckpt-tools")
     checkpoint, log = work / "checkpoints", work / "job.log"
     args = job_args(kafka_bootstrap, topic, mongo_uri, database, checkpoint, "--max-offsets-per-trigger", "200")
@@ -90,7 +76,7 @@ def streamed(kafka_bootstrap, mongo_uri, mongo_client, tmp_path_factory):
     first = clicks(seed=21, n=2400, start=start, span=timedelta(minutes=8))
     produced = produce(kafka_bootstrap, topic, first)
     end = end_offsets(kafka_bootstrap, topic)
-    job = start_job_snapshotting([*args, "--trigger", "processing-time:1s"], log)
+    job = start_job([*args, "--trigger", "processing-time:1s"], log, {"PYSPARK_SUBMIT_ARGS": SNAPSHOT_OFTEN})
     try:
         def drained() -> bool:
             return all(committed(checkpoint, q, topic) == end for q in c.QUERIES) and snapshots(checkpoint) > 0

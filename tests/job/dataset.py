@@ -68,6 +68,17 @@ def clicks(seed: int, n: int, start: datetime, span: timedelta, users: int = 40,
     return out
 
 
+def create_topic(bootstrap: str, name: str, partitions: int = 3) -> str:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
+    return name
+
+
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=1_048_576)
     n = 0

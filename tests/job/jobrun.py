@@ -57,11 +57,11 @@ def _tail(log: Path, chars: int = 4000) -> str:
     return log.read_text(errors="replace")[-chars:]
 
 
-def start_job(args: list[str], log: Path) -> subprocess.Popen:
+def start_job(args: list[str], log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start the job in the background, in its own process group (so a kill reaches the JVM too)."""
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "streaming_job", *args], env=job_env(), cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "streaming_job", *args], env={**job_env(), **(extra_env or {})},
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def kill_hard(proc: subprocess.Popen) -> None:

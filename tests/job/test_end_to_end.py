@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import contract as c
-from tests.job.dataset import clicks, produce, read_back
+from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, mismatches, run_job, stored
 from tests.reference import expected
 
@@ -17,12 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def two_runs(kafka_bootstrap, mongo_uri, mongo_client, tmp_path_factory):
     """Produce, drain with available-now, produce more (with re-deliveries), drain again from the same checkpoint."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    topic, database = "e2e-clicks", "e2e"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topic, 3, 1)])
-    admin.close()
+    topic, database = create_topic(kafka_bootstrap, "e2e-clicks"), "e2e"
     work = tmp_path_factory.mktemp("e2e")
     checkpoint, log = work / "checkpoints", work / "job.log"
     args = job_args(kafka_bootstrap, topic, mongo_uri, database, checkpoint, "--trigger", "available-now")
