@@ -34,3 +34,24 @@ def test_bad_port_in_environment_exits_with_one_clear_line(monkeypatch):
     monkeypatch.setenv("KAFKA_PORT", "ninety")
     with pytest.raises(SystemExit, match="KAFKA_PORT must be a port number"):
         run_cli(["status"])
+
+
+def test_stopping_a_stack_leaves_no_process_behind(tmp_path):
+    # Given a second, throwaway stack that is up
+    from devstack.process import pid_alive
+    from devstack.stack import LocalStack
+
+    other = LocalStack.on_free_ports(tmp_path / "other")
+    try:
+        other.up()
+        pids = [other.kafka.process.pid(), other.mongo.process.pid()]
+        if other.mongo.postgres is not None:
+            pids.append(other.mongo.postgres.process.pid())
+        assert all(pids)
+    finally:
+        # When it is stopped
+        other.down()
+        if other.mongo.postgres is not None:
+            other.mongo.postgres.remove()
+    # Then none of its servers runs any more
+    assert not any(pid_alive(p) for p in pids)

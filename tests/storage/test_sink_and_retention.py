@@ -1,0 +1,69 @@
+"""The Mongo writer and retention, on the real Mongo-wire server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from storage import contract as c
+from storage.client import is_ferretdb
+from storage.indexes import INDEXES, ensure_indexes, prune_expired
+from storage.sink import MongoTarget, upsert_documents, upsert_routed
+
+pytestmark = pytest.mark.integration
+
+WS = datetime(2026, 11, 23, 10, 0)
+
+
+def page_doc(page: str, views: int) -> dict:
+    return {c.ID: c.window_id(WS, page), c.WINDOW_START: WS, c.WINDOW_END: WS + timedelta(minutes=15),
+            c.PAGE_URL: page, c.VIEWS: views}
+
+
+def test_writing_the_same_documents_twice_leaves_one_copy_with_the_latest_values(mongo_uri, mongo_db):
+    # Given a batch written once, When it is replayed with newer complete values
+    target = MongoTarget(mongo_uri, mongo_db.name, ops_per_command=2)
+    upsert_documents(target, c.PAGE_VIEWS, [page_doc("/a", 1), page_doc("/b", 2), page_doc("/c", 3)])
+    upsert_documents(target, c.PAGE_VIEWS, [page_doc("/a", 5), page_doc("/b", 2), page_doc("/c", 3)])
+    # Then each window key has one document, with the replayed value and a write stamp
+    docs = {d[c.PAGE_URL]: d for d in mongo_db[c.PAGE_VIEWS].find()}
+    assert {p: d[c.VIEWS] for p, d in docs.items()} == {"/a": 5, "/b": 2, "/c": 3}
+    assert all(isinstance(d[c.UPDATED_AT], datetime) for d in docs.values())
+
+
+def test_routed_documents_reach_their_own_collections(mongo_uri, mongo_db):
+    target = MongoTarget(mongo_uri, mongo_db.name)
+    written = upsert_routed(target, [(c.PAGE_VIEWS, page_doc("/a", 1)),
+                                     (c.ACTIVE_USERS, {c.ID: c.window_id(WS), c.ACTIVE_USERS_COUNT: 4})])
+    assert written == 2
+    assert mongo_db[c.ACTIVE_USERS].find_one()[c.ACTIVE_USERS_COUNT] == 4
+
+
+def test_nothing_to_write_opens_no_connection():
+    # A URI nobody listens on: an empty partition must not even try it.
+    assert upsert_documents(MongoTarget("mongodb://127.0.0.1:1/", "x"), c.PAGE_VIEWS, []) == 0
+
+
+def test_bad_targets_are_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="must start with mongodb://"):
+        MongoTarget("http://db", "x")
+    with pytest.raises(ValueError, match="invalid Mongo database name"):
+        MongoTarget("mongodb://db/", "a.b")
+
+
+def test_indexes_are_created_and_ttl_is_used_only_where_the_server_has_it(mongo_client, mongo_db):
+    ttl = ensure_indexes(mongo_db, timedelta(days=7))
+    assert ttl is not is_ferretdb(mongo_client)
+    for coll, keys, unique in INDEXES:
+        info = mongo_db[coll].index_information()
+        assert any(spec["key"] == keys and bool(spec.get("unique")) == unique for spec in info.values()), (coll, keys)
+
+
+def test_pruning_deletes_only_documents_older_than_the_retention(mongo_db):
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    mongo_db[c.PAGE_VIEWS].insert_many([{**page_doc("/old", 1), c.UPDATED_AT: now - timedelta(days=8)},
+                                        {**page_doc("/new", 1), c.UPDATED_AT: now - timedelta(days=6)}])
+    removed = prune_expired(mongo_db, timedelta(days=7), now=now)
+    assert removed[c.PAGE_VIEWS] == 1
+    assert [d[c.PAGE_URL] for d in mongo_db[c.PAGE_VIEWS].find()] == ["/new"]
