@@ -41,19 +41,16 @@ def decode_kafka(df: DataFrame) -> DataFrame:
     )
 
 
-def _json_type(doc: Column, name: str) -> Column:
-    """SQL type name of a top-level JSON field ('STRING', 'BIGINT', 'VOID' for null), NULL when absent."""
-    return F.schema_of_variant(F.try_variant_get(doc, f"$.{name}", "variant"))
+# Fields whose JSON type is checked; the first four are always required, page_url only for page views.
+_TYPED = (*ev.REQUIRED_FIELDS, ev.PAGE_URL, ev.EVENT_ID)
 
 
-def _text(doc: Column, name: str) -> Column:
-    return F.try_variant_get(doc, f"$.{name}", "string")
+def _type_col(field: str) -> str:
+    return f"_t_{field}"
 
 
-def _present(doc: Column, name: str) -> Column:
-    """The field exists, is not JSON null and is not an empty string (empty required values count as missing)."""
-    t = _json_type(doc, name)
-    return t.isNotNull() & (t != "VOID") & ~((t == "STRING") & (F.length(_text(doc, name)) == 0))
+def _text_col(field: str) -> str:
+    return f"_s_{field}"
 
 
 def _listed(names: Sequence[str], conditions: Sequence[Column]) -> Column:
@@ -67,71 +64,95 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
     The clock for `future_timestamp` is the Kafka record's timestamp (when the event reached Kafka),
     not the wall clock at processing time: this keeps validation identical across replays, restarts
     and both of the job's queries.
+
+    Built in stages of plain columns (parse, then each field's JSON type and text once, then the
+    checks, then the reason, then its detail) so that no expression is evaluated twice per record.
     """
     types = list(event_types)
     future_us = max_future // timedelta(microseconds=1)
 
     def step(df: DataFrame) -> DataFrame:
         doc = F.col(_DOC)
-        required = list(ev.REQUIRED_FIELDS)
-        needs_page = _text(doc, ev.EVENT_TYPE) == ev.PAGE_VIEW
-        missing = [~_present(doc, f) for f in required] + [needs_page & ~_present(doc, ev.PAGE_URL)]
-        missing_names = [*required, ev.PAGE_URL]
-        typed = [*required, ev.PAGE_URL, ev.EVENT_ID]
-        wrong = [
-            _json_type(doc, f).isNotNull() & (_json_type(doc, f) != "VOID") & (_json_type(doc, f) != "STRING")
-            for f in typed
-        ]
-        ts_text = _text(doc, ev.TIMESTAMP)
-        ts = F.when(ts_text.rlike(ISO_TIMESTAMP), F.expr(f"try_cast(`{_DOC}`:{ev.TIMESTAMP}::string AS TIMESTAMP)"))
-        is_object = F.startswith(F.schema_of_variant(doc), F.lit("OBJECT"))
-        event_type = _text(doc, ev.EVENT_TYPE)
-        too_late_us = F.unix_micros(F.col(c.KAFKA_TIMESTAMP)) + F.lit(future_us)
+        parsed = df.select(
+            "*",
+            F.when(F.col(RAW_BYTES) <= max_event_bytes, F.try_parse_json(F.col(RAW))).alias(_DOC),
+            F.coalesce(F.is_valid_utf8(F.col(RAW)), F.lit(False)).alias("_utf8"),
+        )
+        fields = parsed.select(
+            "*",
+            F.schema_of_variant(doc).alias("_t_doc"),
+            *[F.schema_of_variant(F.try_variant_get(doc, f"$.{f}", "variant")).alias(_type_col(f)) for f in _TYPED],
+            *[F.try_variant_get(doc, f"$.{f}", "string").alias(_text_col(f)) for f in _TYPED],
+        ).drop(_DOC)
 
+        def typ(f: str) -> Column:
+            return F.col(_type_col(f))
+
+        def text(f: str) -> Column:
+            return F.col(_text_col(f))
+
+        def absent(f: str) -> Column:
+            """Missing, JSON null, or an empty string (an empty required value counts as missing)."""
+            return typ(f).isNull() | (typ(f) == "VOID") | ((typ(f) == "STRING") & (F.length(text(f)) == 0))
+
+        required = list(ev.REQUIRED_FIELDS)
+        missing_names = [*required, ev.PAGE_URL]
+        needs_page = text(ev.EVENT_TYPE) == ev.PAGE_VIEW
+        ts_text = text(ev.TIMESTAMP)
+        checked = fields.select(
+            "*",
+            _listed(missing_names, [absent(f) for f in required] + [needs_page & absent(ev.PAGE_URL)]).alias("_missing"),
+            _listed(_TYPED, [typ(f).isNotNull() & (typ(f) != "VOID") & (typ(f) != "STRING") for f in _TYPED])
+            .alias("_wrong"),
+            F.when(ts_text.rlike(ISO_TIMESTAMP), F.expr(f"try_cast(`{_text_col(ev.TIMESTAMP)}` AS TIMESTAMP)"))
+            .alias(EVENT_TIME),
+        )
+
+        event_type = text(ev.EVENT_TYPE)
         checks: list[tuple[str, Column, Column]] = [
             ("too_large", F.col(RAW_BYTES) > max_event_bytes,
              F.format_string("value is %d bytes, limit %d", F.col(RAW_BYTES), F.lit(max_event_bytes))),
-            ("malformed_json", F.col(RAW).isNull() | ~F.is_valid_utf8(F.col(RAW)) | doc.isNull(),
+            ("malformed_json", F.col(RAW).isNull() | ~F.col("_utf8") | F.col("_t_doc").isNull(),
              F.when(F.col(RAW).isNull(), F.lit("empty message"))
-             .when(~F.is_valid_utf8(F.col(RAW)), F.lit("value is not valid UTF-8"))
+             .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
              .otherwise(F.lit("value is not valid JSON"))),
-            ("not_an_object", ~is_object,
-             F.concat(F.lit("JSON value is "), F.lower(F.regexp_extract(F.schema_of_variant(doc), r"^([A-Z]+)", 1)),
+            ("not_an_object", ~F.startswith(F.col("_t_doc"), F.lit("OBJECT")),
+             F.concat(F.lit("JSON value is "), F.lower(F.regexp_extract(F.col("_t_doc"), r"^([A-Z]+)", 1)),
                       F.lit(", expected an object"))),
-            ("missing_field", F.length(_listed(missing_names, missing)) > 0,
-             F.concat(F.lit("missing: "), _listed(missing_names, missing))),
-            ("wrong_type", F.length(_listed(typed, wrong)) > 0,
-             F.concat(F.lit("not a string: "), _listed(typed, wrong))),
+            ("missing_field", F.length("_missing") > 0, F.concat(F.lit("missing: "), F.col("_missing"))),
+            ("wrong_type", F.length("_wrong") > 0, F.concat(F.lit("not a string: "), F.col("_wrong"))),
             ("unknown_event_type", ~event_type.isin(types),
              F.concat(F.lit("event_type '"), F.substring(event_type, 1, 100), F.lit("' is not one of: "),
                       F.lit(", ".join(types)))),
-            ("bad_timestamp", ts.isNull(),
+            ("bad_timestamp", F.col(EVENT_TIME).isNull(),
              F.concat(F.lit("timestamp '"), F.substring(ts_text, 1, 100), F.lit("' is not ISO-8601"))),
-            ("future_timestamp", F.unix_micros(ts) > too_late_us,
-             F.concat(F.lit("timestamp "), F.date_format(ts, "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
+            ("future_timestamp",
+             F.unix_micros(F.col(EVENT_TIME)) > F.unix_micros(F.col(c.KAFKA_TIMESTAMP)) + F.lit(future_us),
+             F.concat(F.lit("timestamp "), F.date_format(EVENT_TIME, "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
                       F.lit(" is more than "), F.lit(f"{max_future.total_seconds():g}s"),
                       F.lit(" ahead of its Kafka timestamp"))),
         ]
         reason = F.lit(None).cast("string")
-        detail = F.lit(None).cast("string")
-        for name, failed, why in reversed(checks):  # the first failing check wins
+        for name, failed, _ in reversed(checks):  # the first failing check wins
             reason = F.when(failed, F.lit(name)).otherwise(reason)
-            detail = F.when(failed, why).otherwise(detail)
+        with_reason = checked.withColumn(REASON, reason)
+        detail = F.lit(None).cast("string")
+        for name, _, why in checks:
+            detail = F.when(F.col(REASON) == name, why).otherwise(detail)
 
-        parsed = df.withColumn(_DOC, F.when(F.col(RAW_BYTES) <= max_event_bytes, F.try_parse_json(F.col(RAW))))
-        return parsed.select(
-            "*",
-            reason.alias(REASON),
+        return with_reason.select(
+            *df.columns,
+            REASON,
             detail.alias(DETAIL),
-            ts.alias(EVENT_TIME),
-            _text(doc, ev.USER_ID).alias(ev.USER_ID),
-            _text(doc, ev.SESSION_ID).alias(ev.SESSION_ID),
+            EVENT_TIME,
+            text(ev.USER_ID).alias(ev.USER_ID),
+            text(ev.SESSION_ID).alias(ev.SESSION_ID),
             event_type.alias(ev.EVENT_TYPE),
-            _text(doc, ev.PAGE_URL).alias(ev.PAGE_URL),
+            text(ev.PAGE_URL).alias(ev.PAGE_URL),
             # Same event_id = same event; without one, the same payload bytes are the same event.
-            F.coalesce(F.concat(F.lit("id:"), _text(doc, ev.EVENT_ID)),
+            F.coalesce(F.concat(F.lit("id:"), text(ev.EVENT_ID)),
                        F.concat(F.lit("sha:"), F.sha2(F.col(RAW), 256))).alias(DEDUP_KEY),
-        ).drop(_DOC)
+        )
 
     return step
 
