@@ -33,21 +33,27 @@ def _stop(name: str, proc: subprocess.Popen) -> None:
     log.info("%s stopped", name)
 
 
-def run_demo(stack: LocalStack, rate: int = 100, port: int = 8501) -> int:
-    """Run producer and job in the background and the report in the foreground; stop all on exit."""
+def run_demo(stack: LocalStack, rate: int = 20, port: int = 8501) -> int:
+    """Run producer and job in the background and the report in the foreground; stop all on exit.
+
+    The traffic is sized for FerretDB (a few hundred upserts/s): 20 events/s from 200 users over 50 pages,
+    written every 5 s. Against real MongoDB, raise it with `python -m producer --rate ...`.
+    """
     logs = DATA / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "CLICKPULSE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
         "CLICKPULSE_MONGO_URI": stack.mongo_uri,
-        "CLICKPULSE_CHECKPOINT_DIR": str(DATA / "checkpoints"),
+        # Checkpoints belong to the stack whose Kafka offsets they record.
+        "CLICKPULSE_CHECKPOINT_DIR": str(stack.data_dir / "checkpoints"),
         "CLICKPULSE_SPARK_JARS": ",".join(str(p) for p in sorted(SPARK_JARS.glob("*.jar"))),
         "PYSPARK_PYTHON": sys.executable,
     }
     background = {
-        "producer": _start("producer", [sys.executable, "-m", "producer", "--rate", str(rate)], env, logs),
-        "job": _start("job", [sys.executable, "-m", "streaming_job", "--trigger", "processing-time:2s"], env, logs),
+        "producer": _start("producer", [sys.executable, "-m", "producer", "--rate", str(rate), "--users", "200",
+                                        "--pages", "50"], env, logs),
+        "job": _start("job", [sys.executable, "-m", "streaming_job", "--trigger", "processing-time:5s"], env, logs),
     }
     log.info("report at http://localhost:%d (Ctrl-C stops producer, job and report; `make stack-down` the servers)",
              port)
