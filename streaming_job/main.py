@@ -210,6 +210,10 @@ def run(s: JobSettings) -> int:
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
         log.error("job failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if "data source: kafka" in str(e).lower():
+            from streaming_job.session import KAFKA_PACKAGE
+
+            log.error("Spark's Kafka connector is missing: pass --packages %s to spark-submit", KAFKA_PACKAGE)
         log.debug("details", exc_info=True)
         return 1
     finally:
