@@ -77,8 +77,12 @@ def read_kafka(spark: SparkSession, s: JobSettings) -> DataFrame:
 
 
 def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
-    """At most `writers` partitions, so at most that many concurrent Mongo connections write."""
-    return df if writers is None else df.coalesce(writers)
+    """At most `writers` partitions, so at most that many concurrent Mongo connections write.
+
+    A repartition, not a coalesce: coalescing would fold the stateful aggregation itself into
+    `writers` tasks, while only the (small) output needs fewer writers.
+    """
+    return df if writers is None else df.repartition(writers)
 
 
 def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:

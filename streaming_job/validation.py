@@ -20,10 +20,10 @@ from streaming_job import events as ev
 ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$"
 
 # The columns `decode_kafka` leaves for validation.
-RAW = "raw"
+RAW = c.RAW
 RAW_BYTES = "raw_bytes"
-REASON = "reason"
-DETAIL = "detail"
+REASON = c.REASON
+DETAIL = c.DETAIL
 EVENT_TIME = "event_time"
 DEDUP_KEY = "dedup_key"
 _DOC = "_doc"
