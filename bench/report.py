@@ -10,7 +10,8 @@ Seeded (all windows sliding by 1 minute, the newest ending around now):
 - user_sessions: the newest --session-windows 5-min windows only (a week of them for 10k users would be up to
   100M documents), each with that window's active users drawn from --users users;
 - pipeline_metrics: one batch per query every 10 s for the last --metrics-hours hours;
-- invalid_events: one per minute for --days days.
+- invalid_events: one per minute for --days days;
+- window_catalog: the days of windows of the three aggregates, as the job records them.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from pymongo.database import Database  # noqa: E402
 from devstack.mongo import MongoServer  # noqa: E402
 from devstack.stack import free_port  # noqa: E402
 from storage import contract as c  # noqa: E402
+from storage.catalog import catalog_merges  # noqa: E402
 from storage.client import connect  # noqa: E402
 from storage.indexes import ensure_indexes  # noqa: E402
 from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY  # noqa: E402
+from storage.sink import upsert_operation  # noqa: E402
 
 log = logging.getLogger("bench.report")
 MIN = timedelta(minutes=1)
@@ -74,8 +77,12 @@ class QueryTimer(monitoring.CommandListener):
 
 
 def _insert(db: Database, collection: str, docs: list[dict[str, Any]]) -> int:
+    """Insert documents as the job leaves them: windows of aggregates also recorded in the window catalog."""
     for i in range(0, len(docs), CHUNK):
         db[collection].insert_many(docs[i:i + CHUNK], ordered=False)
+    merges = [upsert_operation(m, {c.UPDATED_AT: datetime.now(UTC)}) for _, m in catalog_merges((collection, d) for d in docs)]
+    if merges:
+        db[c.WINDOW_CATALOG].bulk_write(merges, ordered=False)
     return len(docs)
 
 
@@ -118,12 +125,14 @@ def seed(db: Database, now: datetime, ns: argparse.Namespace) -> dict[str, int]:
                             c.TIMESTAMP: at, c.INPUT_ROWS: rows, c.INPUT_ROWS_PER_SECOND: rows / 10,
                             c.PROCESSED_ROWS_PER_SECOND: rows / 2, c.BATCH_DURATION_MS: rng.randint(300, 900),
                             c.WATERMARK: at - 10 * MIN, c.STATE_ROWS: 50_000, c.DROPPED_BY_WATERMARK: 0,
-                            c.DUPLICATES_DROPPED: 0, extra: rows // 100 if extra == c.INVALID_ROWS else rows})
+                            c.DUPLICATES_DROPPED: 0, extra: rows // 100 if extra == c.INVALID_ROWS else rows,
+                            **c.time_buckets(at)})
     counts[c.PIPELINE_METRICS] = _insert(db, c.PIPELINE_METRICS, batches)
     counts[c.INVALID_EVENTS] = _insert(db, c.INVALID_EVENTS, [
         {c.ID: c.invalid_event_id("clickstream", 0, i), c.REASON: c.INVALID_REASONS[i % len(c.INVALID_REASONS)],
          c.DETAIL: "bench", c.RAW: "{" * (i % 50), c.RAW_TRUNCATED: False, c.TOPIC: "clickstream", c.PARTITION: 0,
-         c.OFFSET: i, c.KAFKA_TIMESTAMP: ws + timedelta(seconds=17), c.STORED_AT: ws + MIN}
+         c.OFFSET: i, c.KAFKA_TIMESTAMP: ws + timedelta(seconds=17), c.STORED_AT: ws + MIN,
+         **c.time_buckets(ws + timedelta(seconds=17))}
         for i, ws in enumerate(starts)])
     return counts
 
@@ -171,26 +180,32 @@ def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: tim
         "per_query_s": {k: round(v, 4) for k, v in sorted(median_run.items(), key=lambda kv: -kv[1])},
         "fetched": {"series_points": len(data.series), "pages": len(data.pages), "histogram_rows": len(data.histogram),
                     "top_users": len(data.top_users), "batches": len(data.batches),
-                    "invalid_events": len(data.invalid_events)},
+                    "invalid_events": len(data.invalid_events), "invalid_samples": len(data.invalid_samples)},
         "build_kpis_and_figures_s": round(build, 4),
     }
 
 
-def time_apptest(uri: str, database: str, repeat: int) -> dict[str, float]:
-    """Whole renders of the page through AppTest (the first one with a cold cache)."""
+def time_apptest(uri: str, database: str, repeat: int) -> dict[str, Any]:
+    """Whole renders of the page through AppTest, each with an empty data cache.
+
+    The first run also pays for importing Streamlit, plotly and the page (once per server process); the later
+    ones are what a browser refresh costs when the data has changed (`st.cache_data` cleared before each).
+    """
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from reporting.page import APP_PATH
 
     os.environ["CLICKPULSE_MONGO_URI"], os.environ["CLICKPULSE_DATABASE"] = uri, database
     runs = []
-    for _ in range(repeat):
+    for _ in range(repeat + 1):
+        st.cache_data.clear()
         started = time.perf_counter()
         at = AppTest.from_file(APP_PATH, default_timeout=900).run()
         runs.append(time.perf_counter() - started)
         if at.exception or (at.error and not at.metric):
             raise RuntimeError(f"the page failed: {[e.value for e in at.exception] or [e.value for e in at.error]}")
-    return {"first_run_s": round(runs[0], 4), **({"later_runs": _stats(runs[1:])} if len(runs) > 1 else {})}
+    return {"first_run_s": round(runs[0], 4), "cold_cache_runs": _stats(runs[1:])}
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -237,7 +252,9 @@ def run_cli(args: list[str] | None = None) -> int:
             }
             if not ns.no_apptest:
                 result["apptest_1h_range"] = time_apptest(server.uri, "bench", ns.repeat)
-            result["under_1s"] = result["render_1h_range"]["load"]["median_s"] < 1.0
+            page_s = (result["apptest_1h_range"]["cold_cache_runs"]["median_s"] if "apptest_1h_range" in result
+                      else result["render_1h_range"]["load"]["median_s"])
+            result["under_1s"] = page_s < 1.0
         finally:
             client.close()
             server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,18 +13,18 @@ from reporting import labels
 from reporting.kpis import pick_latest_complete
 from storage import contract as c
 from storage import queries as q
+from storage.catalog import catalog_windows
 
 Doc = dict[str, Any]
 
 # Bounds on what one render may fetch.
-NEWEST_WINDOWS = 8  # enough to step over the windows still open at `now` (5-min windows sliding 1 min: 5)
 PAGE_LIMIT = 5000  # pages of one 15-min window; the page-views KPI says "≥" when it is hit
-SERIES_LIMIT = 20_000  # 7 days of 1-min window starts is 10,080
-BATCH_LIMIT = 5000
+BATCH_LIMIT = 2000  # more than an hour of both queries' batches at a 5-s trigger
 INVALID_LIMIT = 20_000
 SAMPLE_LIMIT = 20
+SAMPLE_RAW_CHARS = 300
 MIN_BATCH_SPAN = timedelta(minutes=15)  # the invalid-rate KPI needs 15 minutes of batches
-
+HOURLY_UP_TO = timedelta(days=2)  # invalid events of longer ranges are read a day bucket at a time
 
 @dataclass(frozen=True)
 class PageRequest:
@@ -68,63 +69,125 @@ class PageData:
         return self.newest_active is None and self.newest_batch is None and not self.invalid_samples
 
 
-def _latest_keyed_window(db: Database, collection: str, now: datetime) -> Doc | None:
-    return q.latest_window(db, collection, not_after=now) or q.latest_window(db, collection)
+def _recent_windows(db: Database, collection: str, now: datetime, value_field: str | None = None) -> list[Doc]:
+    """Windows of today's and yesterday's catalog (UTC), newest first; of the newest stored days when both are empty."""
+    docs = q.catalog_days(db, collection, [c.day_bucket(now - timedelta(days=1)), c.day_bucket(now)])
+    return catalog_windows(docs or q.newest_catalog_days(db, collection, 2), value_field)
+
+
+def _latest(windows: list[Doc], now: datetime) -> tuple[Doc | None, Doc | None]:
+    """The latest complete window and the one before it; the newest two when none has ended (kpis.LATEST_RULE)."""
+    latest, previous = pick_latest_complete(windows, now)
+    if latest is None and windows:
+        latest, previous = windows[0], (windows[1] if len(windows) > 1 else None)
+    return latest, previous
+
+
+def _bounds(w: Doc) -> Doc:
+    return {c.WINDOW_START: w[c.WINDOW_START], c.WINDOW_END: w[c.WINDOW_END]}
+
+
+def _load_active(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:
+    """The active-users KPI windows and the line: the catalog of active_users is the series itself."""
+    recent = _recent_windows(db, c.ACTIVE_USERS, now, c.ACTIVE_USERS_COUNT)
+    if not recent:
+        return
+    data.newest_active = recent[0]
+    data.latest_active, data.previous_active = _latest(recent, now)
+    latest = data.latest_active
+    # The line ends with the latest complete window and covers the chosen range of window starts before it.
+    data.range_end = labels.as_utc(latest[c.WINDOW_END])
+    last_start = labels.as_utc(latest[c.WINDOW_START])
+    first_start = last_start - request.time_range
+    loaded = {c.day_bucket(w[c.WINDOW_START]) for w in recent}
+    missing = [d for d in c.buckets_between(c.DAY, first_start, last_start) if d not in loaded]
+    windows = recent + catalog_windows(q.catalog_days(db, c.ACTIVE_USERS, missing), c.ACTIVE_USERS_COUNT)
+    data.series = sorted((w for w in windows if first_start < w[c.WINDOW_START] <= last_start),
+                         key=lambda w: w[c.WINDOW_START])
+
+
+def _load_pages(db: Database, data: PageData, now: datetime) -> None:
+    latest, _ = _latest(_recent_windows(db, c.PAGE_VIEWS, now), now)
+    if latest is not None:
+        data.pages_window = _bounds(latest)
+        data.pages = q.page_views_in_window(db, latest[c.WINDOW_START], PAGE_LIMIT)
+
+
+def _rank(user: Doc) -> tuple[int, int, str]:
+    """Top users order: most events, then most sessions, then user id (stable across renders)."""
+    return -int(user[c.EVENTS]), -int(user[c.SESSIONS]), str(user[c.USER_ID])
 
 
 def _load_sessions(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:
     """Fill the sessions histogram and top users from the active-users KPI's window, else from their own.
 
-    The active-users window is used when user_sessions has it (same window spec: the two KPIs then describe the
-    same minutes, and the "latest window" query is saved); otherwise user_sessions' own latest complete window.
+    The active-users window is used when user_sessions has it and it has ended (same window spec: the two KPIs
+    then describe the same minutes); otherwise user_sessions' own latest complete window.
     """
-    if data.latest_active is not None:
-        top = q.top_users(db, data.latest_active[c.WINDOW_START], request.top_users)
-        if top and labels.as_utc(top[0][c.WINDOW_END]) <= now:
-            data.sessions_window = {c.WINDOW_START: top[0][c.WINDOW_START], c.WINDOW_END: top[0][c.WINDOW_END]}
-            data.top_users = top
-            data.histogram = q.sessions_histogram(db, top[0][c.WINDOW_START])
-            return
-    data.sessions_window = _latest_keyed_window(db, c.USER_SESSIONS, now)
-    if data.sessions_window:
-        start = data.sessions_window[c.WINDOW_START]
-        data.top_users = q.top_users(db, start, request.top_users)
-        data.histogram = q.sessions_histogram(db, start)
+    windows = _recent_windows(db, c.USER_SESSIONS, now)
+    same = [w for w in windows if data.latest_active is not None
+            and w[c.WINDOW_START] == labels.as_utc(data.latest_active[c.WINDOW_START]) and w[c.WINDOW_END] <= now]
+    chosen = same[0] if same else _latest(windows, now)[0]
+    if chosen is not None:
+        data.sessions_window = _bounds(chosen)
+        users = q.window_users(db, chosen[c.WINDOW_START])
+        data.histogram = sorted(Counter(int(u[c.SESSIONS]) for u in users).items())
+        data.top_users = sorted(users, key=_rank)[:request.top_users]
+
+
+def _load_batches(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:
+    """The newest batch, then the batches of the range before it, an hour bucket at a time (newest first)."""
+    read: dict[str, list[Doc]] = {}
+    for hour in (c.hour_bucket(now), c.hour_bucket(now - timedelta(hours=1))):
+        read[hour] = q.batches_in(db, c.HOUR, hour)
+        if read[hour]:
+            data.newest_batch = read[hour][0]
+            break
+    else:  # the job has not written for an hour or more: find its newest batch the slow way
+        data.newest_batch = q.newest_batch(db)
+    if data.newest_batch is None:
+        return
+    until = labels.as_utc(data.newest_batch[c.TIMESTAMP])
+    after = until - max(request.time_range, MIN_BATCH_SPAN)
+    batches: list[Doc] = []
+    for hour in c.buckets_between(c.HOUR, after, until):
+        docs = read[hour] if hour in read else q.batches_in(db, c.HOUR, hour)
+        batches += [b for b in docs if after < labels.as_utc(b[c.TIMESTAMP]) <= until]
+        if len(batches) >= BATCH_LIMIT:
+            break
+    data.batches = sorted(batches, key=lambda b: labels.as_utc(b[c.TIMESTAMP]), reverse=True)[:BATCH_LIMIT]
+    if not data.batches:  # written before buckets existed
+        data.batches = [data.newest_batch]
+
+
+def _load_invalid(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:
+    """Invalid events of the range, a time bucket at a time (newest first); the newest few are the samples."""
+    # Live data: the range ends now. Historical (replayed) data: it ends with the latest window, so it shows.
+    end = now if data.range_end is None or now - data.range_end < request.time_range else data.range_end
+    after = end - request.time_range
+    data.invalid_range = (after, end)
+    field = c.HOUR if request.time_range <= HOURLY_UP_TO else c.DAY
+    events: list[Doc] = []
+    for bucket in c.buckets_between(field, after, end):
+        events += [e for e in q.invalid_events_in(db, field, bucket)
+                   if after < labels.as_utc(e[c.KAFKA_TIMESTAMP]) <= end]
+        if len(events) >= INVALID_LIMIT:
+            break
+    data.invalid_events = sorted(events, key=lambda e: labels.as_utc(e[c.KAFKA_TIMESTAMP]), reverse=True)[:INVALID_LIMIT]
+    data.invalid_samples = [_excerpt(e) for e in data.invalid_events[:SAMPLE_LIMIT]]
+
+
+def _excerpt(event: Doc) -> Doc:
+    raw = event.get(c.RAW) or ""
+    return {**event, c.RAW: raw[:SAMPLE_RAW_CHARS] + "…"} if len(raw) > SAMPLE_RAW_CHARS else event
 
 
 def load_page_data(db: Database, request: PageRequest, now: datetime) -> PageData:
-    """Run every query one render needs (about a dozen, each bounded) and return their results."""
+    """Run every query one render needs (equality lookups only, about a dozen) and return their results."""
     data = PageData(now=now, request=request)
-
-    newest = q.newest_active_windows(db, NEWEST_WINDOWS)
-    if newest:
-        data.newest_active = newest[0]
-        latest, previous = pick_latest_complete(newest, now)
-        if latest is None:
-            latest, previous = pick_latest_complete(q.complete_active_windows(db, now, 2), now)
-        if latest is None:  # every window ends after now: use the newest (see kpis.LATEST_RULE)
-            latest, previous = newest[0], (newest[1] if len(newest) > 1 else None)
-        data.latest_active, data.previous_active = latest, previous
-        # The line ends with the latest complete window and covers the chosen range of window starts before it.
-        data.range_end = labels.as_utc(latest[c.WINDOW_END])
-        last_start = labels.as_utc(latest[c.WINDOW_START])
-        data.series = q.active_users_series(db, last_start - request.time_range, last_start, SERIES_LIMIT)
-
-    data.pages_window = _latest_keyed_window(db, c.PAGE_VIEWS, now)
-    if data.pages_window:
-        data.pages = q.page_views_in_window(db, data.pages_window[c.WINDOW_START], PAGE_LIMIT)
-
+    _load_active(db, data, request, now)
+    _load_pages(db, data, now)
     _load_sessions(db, data, request, now)
-
-    data.newest_batch = q.newest_batch(db)
-    if data.newest_batch:
-        until = labels.as_utc(data.newest_batch[c.TIMESTAMP])
-        span = max(request.time_range, MIN_BATCH_SPAN)
-        data.batches = q.batches_between(db, until - span, until, BATCH_LIMIT)
-
-    # Live data: the range ends now. Historical (replayed) data: it ends with the latest window, so it shows.
-    end = now if data.range_end is None or now - data.range_end < request.time_range else data.range_end
-    data.invalid_range = (end - request.time_range, end)
-    data.invalid_events = q.invalid_events_between(db, end - request.time_range, end, INVALID_LIMIT)
-    data.invalid_samples = q.latest_invalid_events(db, SAMPLE_LIMIT)
+    _load_batches(db, data, request, now)
+    _load_invalid(db, data, request, now)
     return data

@@ -18,7 +18,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
 from reporting import charts, health, kpis, labels
-from reporting.loading import BATCH_LIMIT, INVALID_LIMIT, PAGE_LIMIT, PageData, PageRequest, load_page_data
+from reporting.loading import BATCH_LIMIT, INVALID_LIMIT, PAGE_LIMIT, SAMPLE_LIMIT, PageData, PageRequest, load_page_data
 from reporting.settings import (
     DEFAULT_TIME_RANGE,
     REFRESH_SECONDS,
@@ -170,8 +170,7 @@ def activity(data: PageData) -> None:
     with right:
         st.markdown(f"**Top {data.request.top_users} users** by events, then sessions — "
                     f"{kpis.window_text(data.sessions_window)}")
-        ranked = sorted(data.top_users, key=lambda u: (-int(u[c.EVENTS]), -int(u[c.SESSIONS]), str(u[c.USER_ID])))
-        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in ranked], "No user sessions yet.")
+        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in data.top_users], "No user sessions yet.")
 
 
 _ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Level.RED: st.error,
@@ -244,11 +243,11 @@ def pipeline_health(data: PageData) -> None:
     else:
         st.caption("No invalid events in this range.")
 
-    st.markdown("**Latest invalid events**")
+    st.markdown(f"**Latest invalid events** — the newest {SAMPLE_LIMIT} of the range above")
     _table([{"Kafka timestamp (UTC)": labels.utc(e.get(c.KAFKA_TIMESTAMP)), "reason": e.get(c.REASON),
              "detail": e.get(c.DETAIL), "raw (excerpt)": e.get(c.RAW),
              "where": f"{e.get(c.TOPIC)}-{e.get(c.PARTITION)}@{e.get(c.OFFSET)}"} for e in data.invalid_samples],
-           "No invalid events stored.")
+           "No invalid events in this range.")
 
 
 def refresh_interval(chosen_seconds: int, load_seconds: float) -> int:

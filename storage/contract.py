@@ -5,7 +5,7 @@ Declared once here and imported everywhere else, so a rename is a one-line chang
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DEFAULT_DATABASE = "clickpulse"
 
@@ -15,9 +15,10 @@ PAGE_VIEWS = "page_views"
 USER_SESSIONS = "user_sessions"
 INVALID_EVENTS = "invalid_events"
 PIPELINE_METRICS = "pipeline_metrics"
+WINDOW_CATALOG = "window_catalog"
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
-ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, WINDOW_CATALOG)
 
 # Fields shared by the window aggregates
 ID = "_id"
@@ -35,7 +36,21 @@ USER_ID = "user_id"
 SESSIONS = "sessions"
 EVENTS = "events"
 
-# invalid_events: {_id, reason, detail, raw, raw_truncated, topic, partition, offset, kafka_timestamp, stored_at}
+# Time buckets: UTC text that makes a time range a few equality lookups (a server that pushes down only
+# equality filters, like FerretDB v1, then never scans a whole collection for the report).
+DAY = "day"  # "2026-11-23"
+HOUR = "hour"  # "2026-11-23T14"
+
+# window_catalog: which windows exist, one document per aggregate collection and UTC day of window start:
+# {_id: "<collection>|<day>", collection, day, window_seconds, windows: {"HHMMSS": value}, updated_at}.
+# `value` is the window's distinct users for active_users (so the catalog is also the active-users series) and
+# 1 for page_views and user_sessions. The job records a window after writing its documents.
+COLLECTION = "collection"
+WINDOW_SECONDS = "window_seconds"
+WINDOWS = "windows"
+
+# invalid_events: {_id, reason, detail, raw, raw_truncated, topic, partition, offset, kafka_timestamp, stored_at,
+#                  day, hour} (the buckets of kafka_timestamp)
 REASON = "reason"
 DETAIL = "detail"
 RAW = "raw"
@@ -64,7 +79,7 @@ AGGREGATES_QUERY = "aggregates"
 INVALID_EVENTS_QUERY = "invalid_events"
 QUERIES = (AGGREGATES_QUERY, INVALID_EVENTS_QUERY)
 
-# pipeline_metrics: one document per micro-batch per streaming query
+# pipeline_metrics: one document per micro-batch per streaming query (plus day and hour of its timestamp)
 QUERY = "query"
 RUN_ID = "run_id"
 BATCH_ID = "batch_id"
@@ -101,3 +116,61 @@ def invalid_event_id(topic: str, partition: int, offset: int) -> str:
 def metrics_id(query: str, run_id: str, batch_id: int) -> str:
     """Document id of one batch's progress: a replayed batch (same run) overwrites its own document."""
     return f"{query}|{run_id}|{batch_id}"
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def day_bucket(ts: datetime) -> str:
+    """The DAY bucket of an instant (naive instants are UTC, as pymongo returns them)."""
+    return _utc(ts).strftime("%Y-%m-%d")
+
+
+def hour_bucket(ts: datetime) -> str:
+    """The HOUR bucket of an instant."""
+    return _utc(ts).strftime("%Y-%m-%dT%H")
+
+
+def time_buckets(ts: datetime) -> dict[str, str]:
+    """Both bucket fields of a document stamped with `ts`."""
+    return {DAY: day_bucket(ts), HOUR: hour_bucket(ts)}
+
+
+def buckets_between(field: str, after: datetime, until: datetime) -> list[str]:
+    """The DAY or HOUR buckets that instants in `(after, until]` fall in, newest first."""
+    step, name = (timedelta(days=1), day_bucket) if field == DAY else (timedelta(hours=1), hour_bucket)
+    out, at = [], _utc(until)
+    while True:
+        out.append(name(at))
+        if at - step < _utc(after):
+            break
+        at -= step
+    # `after` itself is excluded, but its bucket still holds the instants just after it
+    if name(after) not in out:
+        out.append(name(after))
+    return out
+
+
+def catalog_id(collection: str, day: str) -> str:
+    """Document id of one aggregate collection's catalog for one UTC day."""
+    return f"{collection}|{day}"
+
+
+def catalog_key(window_start: datetime) -> str:
+    """Key of a window inside its day's catalog document: the start's UTC time of day."""
+    return _utc(window_start).strftime("%H%M%S")
+
+
+def catalog_start(day: str, key: str) -> datetime:
+    """Inverse of (`day_bucket`, `catalog_key`): the window start a catalog entry stands for."""
+    return datetime.strptime(f"{day}{key}", "%Y-%m-%d%H%M%S").replace(tzinfo=UTC)
+
+
+def catalog_entry(collection: str, window_start: datetime, window_end: datetime, value: int) -> tuple[str, dict[str, object]]:
+    """(_id, fields to `$set`) that record one window in its day's catalog document (idempotent, commutative)."""
+    day = day_bucket(window_start)
+    return catalog_id(collection, day), {
+        COLLECTION: collection, DAY: day, WINDOW_SECONDS: int((window_end - window_start).total_seconds()),
+        f"{WINDOWS}.{catalog_key(window_start)}": value,
+    }

@@ -19,11 +19,16 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.PAGE_URL, ASCENDING)], True),
     (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.VIEWS, DESCENDING)], False),
     (c.USER_SESSIONS, [(c.WINDOW_START, DESCENDING), (c.USER_ID, ASCENDING)], True),
-    (c.USER_SESSIONS, [(c.WINDOW_START, DESCENDING), (c.EVENTS, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.REASON, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.QUERY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.TIMESTAMP, DESCENDING)], False),
+    (c.PIPELINE_METRICS, [(c.HOUR, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
+    (c.PIPELINE_METRICS, [(c.DAY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
+    (c.INVALID_EVENTS, [(c.HOUR, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
+    (c.INVALID_EVENTS, [(c.DAY, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
+    # Not unique: a second unique index would stop MongoDB retrying concurrent upserts of one new `_id`.
+    (c.WINDOW_CATALOG, [(c.COLLECTION, ASCENDING), (c.DAY, DESCENDING)], False),
 )
 
 # Retention is measured on `updated_at` (wall clock of the last write), never on event time,
@@ -34,6 +39,7 @@ RETENTION_FIELD = {
     c.USER_SESSIONS: c.UPDATED_AT,
     c.INVALID_EVENTS: c.STORED_AT,
     c.PIPELINE_METRICS: c.TIMESTAMP,
+    c.WINDOW_CATALOG: c.UPDATED_AT,
 }
 
 _NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`

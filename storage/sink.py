@@ -1,4 +1,8 @@
-"""The idempotent bulk upsert writer: each document replaces the one with its `_id`, so replays rewrite."""
+"""The idempotent bulk upsert writer: each document replaces the one with its `_id`, so replays rewrite.
+
+Besides whole documents it writes `Merge`s: fields `$set` into the document with an `_id` (created when missing),
+which is how the job records windows in the window catalog without reading it first.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import MongoClient, ReplaceOne
+from pymongo import MongoClient, ReplaceOne, UpdateOne
 
 from storage import contract as c
 from storage.client import connect
 
 Document = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Set `fields` (dotted paths allowed) in the document with this `_id`, creating it when missing."""
+
+    id: str
+    fields: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -34,15 +46,24 @@ class MongoTarget:
             raise ValueError(f"invalid Mongo database name: {self.database!r}")
 
 
-def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]],
+def upsert_operation(item: Document | Merge, stamp: Mapping[str, Any]) -> ReplaceOne | UpdateOne:
+    """The bulk-write operation for one document (replace by `_id`) or `Merge` (set fields), with `stamp` added."""
+    if isinstance(item, Merge):
+        return UpdateOne({c.ID: item.id}, {"$set": {**item.fields, **stamp}}, upsert=True)
+    return ReplaceOne({c.ID: item[c.ID]}, {**item, **stamp}, upsert=True)
+
+
+def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document | Merge]],
                   stamp_field: str | None = c.UPDATED_AT) -> int:
     """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count.
+
+    A `Merge` instead of a document sets its fields in the document with its `_id` (upserting it).
 
     `stamp_field` gets the wall-clock time of the write, which is not part of any aggregate's value.
     No connection is opened when there is nothing to write (empty partitions are common).
     """
     client: MongoClient | None = None
-    pending: dict[str, list[ReplaceOne]] = {}
+    pending: dict[str, list[ReplaceOne | UpdateOne]] = {}
     written = 0
 
     def flush(collection: str) -> None:
@@ -58,10 +79,13 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document]],
             if client is None:
                 # A write that hangs fails the task instead, and Spark retries it (writes are idempotent).
                 client = connect(target.uri, "clickpulse-sink", socket_timeout_ms=120_000)
-            body = {**doc, stamp_field: datetime.now(UTC)} if stamp_field else dict(doc)
-            pending.setdefault(collection, []).append(ReplaceOne({c.ID: doc[c.ID]}, body, upsert=True))
+            stamp = {stamp_field: datetime.now(UTC)} if stamp_field else {}
+            pending.setdefault(collection, []).append(upsert_operation(doc, stamp))
             if len(pending[collection]) >= target.ops_per_command:
-                flush(collection)
+                # Every list, in the order they got their first item: what a partition yields first is written
+                # first (its documents before the catalog merges that announce their windows).
+                for name in list(pending):
+                    flush(name)
         for collection in list(pending):
             flush(collection)
     finally:
@@ -76,7 +100,8 @@ def upsert_documents(target: MongoTarget, collection: str, docs: Iterable[Docume
     return upsert_routed(target, ((collection, d) for d in docs), stamp_field)
 
 
-def partition_writer(target: MongoTarget, to_documents: Callable[[Iterable[Any]], Iterable[tuple[str, Document]]],
+def partition_writer(target: MongoTarget,
+                     to_documents: Callable[[Iterable[Any]], Iterable[tuple[str, Document | Merge]]],
                      stamp_field: str | None = c.UPDATED_AT) -> Callable[[Iterable[Any]], None]:
     """Build the function `DataFrame.foreachPartition` runs on executors.
 

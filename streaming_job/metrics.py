@@ -15,20 +15,27 @@ from storage import contract as c
 log = logging.getLogger("clickpulse.progress")
 
 
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _instant(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return _parse(text) if text else None
 
 
 def progress_document(p: dict[str, Any]) -> dict[str, Any]:
     """Build the metrics document from one `StreamingQueryProgress` (its JSON form, as a dict)."""
     operators = p.get("stateOperators") or []
     observed = p.get("observedMetrics") or {}
+    timestamp = _parse(p["timestamp"])  # every progress has one
     doc: dict[str, Any] = {
         c.ID: c.metrics_id(p.get("name") or p["id"], p["runId"], p["batchId"]),
         c.QUERY: p.get("name") or p["id"],
         c.RUN_ID: p["runId"],
         c.BATCH_ID: p["batchId"],
-        c.TIMESTAMP: _instant(p["timestamp"]),
+        c.TIMESTAMP: timestamp,
+        # Day and hour of the batch, so the report finds recent batches by equality (see storage/contract.py).
+        **c.time_buckets(timestamp),
         c.INPUT_ROWS: int(p.get("numInputRows") or 0),
         c.INPUT_ROWS_PER_SECOND: float(p.get("inputRowsPerSecond") or 0.0),
         c.PROCESSED_ROWS_PER_SECOND: float(p.get("processedRowsPerSecond") or 0.0),

@@ -88,8 +88,27 @@ def naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
 
+def buckets(t: datetime) -> dict[str, str]:
+    """The UTC day and hour an instant falls in, as text."""
+    u = t.astimezone(UTC)
+    return {"day": f"{u.year:04d}-{u.month:02d}-{u.day:02d}", "hour": f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}"}
+
+
+def catalog(windows: dict[str, tuple[timedelta, dict[datetime, int]]]) -> dict[str, dict]:
+    """The window catalog of {collection: (window size, {window start: value})}: one document per collection and day."""
+    out: dict[str, dict] = {}
+    for coll, (size, values) in windows.items():
+        for ws, value in values.items():
+            day = buckets(ws)["day"]
+            doc = out.setdefault(f"{coll}|{day}", {"collection": coll, "day": day,
+                                                   "window_seconds": int(size.total_seconds()), "windows": {}})
+            u = ws.astimezone(UTC)
+            doc["windows"][f"{u.hour:02d}{u.minute:02d}{u.second:02d}"] = value
+    return out
+
+
 def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(15, 1)) -> dict[str, dict[str, dict]]:
-    """Every document (without updated_at/stored_at) per collection, keyed by _id."""
+    """Every document (without updated_at/stored_at) per collection, keyed by _id, and the window catalog."""
     seen: set[str] = set()
     invalid: dict[str, dict] = {}
     users: dict[datetime, set] = defaultdict(set)
@@ -102,7 +121,7 @@ def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(1
             invalid[f"{rec.topic}-{rec.partition}-{rec.offset}"] = {
                 "reason": reason, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
                 "raw": raw[:4096], "raw_truncated": len(raw) > 4096,
-                "kafka_timestamp": naive(rec.timestamp)}
+                "kafka_timestamp": naive(rec.timestamp), **buckets(rec.timestamp)}
             continue
         if ev["key"] in seen:
             continue
@@ -136,4 +155,8 @@ def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(1
                                            "views": n}
                        for (ws, p), n in views.items()},
         "invalid_events": invalid,
+        # Every window with a document is in its day's catalog: distinct users for active_users, else 1.
+        "window_catalog": catalog({"active_users": (a_size, {ws: len(u) for ws, u in users.items()}),
+                                   "user_sessions": (s_size, {ws: 1 for ws, _ in per_user}),
+                                   "page_views": (p_size, {ws: 1 for ws, _ in views})}),
     }

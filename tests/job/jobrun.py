@@ -83,9 +83,9 @@ def poll(condition: Callable[[], bool], timeout: float, what: str, interval: flo
 
 
 def stored(db) -> dict[str, dict[str, dict]]:
-    """Every document of the four data collections, keyed by _id, without write-time fields."""
+    """Every document of the four data collections and the window catalog, keyed by _id, without write-time fields."""
     out: dict[str, dict[str, dict]] = {}
-    for coll in (*c.AGGREGATE_COLLECTIONS, c.INVALID_EVENTS):
+    for coll in (*c.AGGREGATE_COLLECTIONS, c.INVALID_EVENTS, c.WINDOW_CATALOG):
         docs = {}
         for d in db[coll].find():
             key = d.pop(c.ID)
@@ -109,5 +109,21 @@ def mismatches(got: dict[str, dict[str, dict]], want: dict[str, dict[str, dict]]
         wrong = [k for k in sorted(set(expected) & set(actual)) if expected[k] != actual[k]][:3]
         problems += [f"{coll}: missing {k} {expected[k]}" for k in missing]
         problems += [f"{coll}: unexpected {k} {actual[k]}" for k in extra]
-        problems += [f"{coll}: {k} is {actual[k]}, expected {expected[k]}" for k in wrong]
+        problems += [f"{coll}: {k} {difference(actual[k], expected[k])}" for k in wrong]
     return problems
+
+
+def difference(actual: dict, expected: dict) -> str:
+    """Only the fields that differ, and inside sub-documents (a catalog day's windows) only the keys that do."""
+    parts = []
+    for f in sorted(set(actual) | set(expected)):
+        got, want = actual.get(f), expected.get(f)
+        if got == want:
+            continue
+        if isinstance(got, dict) and isinstance(want, dict):
+            keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+            parts.append(f"{f}: " + ", ".join(f"{k} is {got.get(k)}, expected {want.get(k)}" for k in keys[:5])
+                         + (f" (and {len(keys) - 5} more)" if len(keys) > 5 else ""))
+        else:
+            parts.append(f"{f} is {got!r}, expected {want!r}")
+    return "; ".join(parts)

@@ -59,6 +59,27 @@ def test_second_run_from_the_same_checkpoint_is_still_exact_despite_redeliveries
     assert mismatches(got, want) == []
 
 
+def test_the_window_catalog_records_every_window_of_every_aggregate_by_day(two_runs):
+    # Given two drains of the topic, When the window catalog is read back
+    got, want = two_runs["second"]
+    catalog, reference = got[c.WINDOW_CATALOG], want[c.WINDOW_CATALOG]
+    # Then each aggregate collection has a document for every day it has windows on, and no other
+    assert {d[c.COLLECTION] for d in reference.values()} == set(c.AGGREGATE_COLLECTIONS)
+    assert set(catalog) == set(reference)
+    for cid, doc in reference.items():
+        # With exactly the reference's window starts, their size, and for active_users the distinct users of each
+        assert set(catalog[cid][c.WINDOWS]) == set(doc[c.WINDOWS]), cid
+        assert catalog[cid][c.WINDOW_SECONDS] == doc[c.WINDOW_SECONDS], cid
+        if doc[c.COLLECTION] == c.ACTIVE_USERS:
+            assert catalog[cid][c.WINDOWS] == doc[c.WINDOWS]
+    # And its windows are the aggregate documents' windows
+    for coll in c.AGGREGATE_COLLECTIONS:
+        starts = {d[c.WINDOW_START] for d in got[coll].values()}
+        recorded = {c.catalog_start(d[c.DAY], k).replace(tzinfo=None)
+                    for d in catalog.values() if d[c.COLLECTION] == coll for k in d[c.WINDOWS]}
+        assert recorded == starts, coll
+
+
 def test_each_batch_of_each_query_leaves_a_progress_document(two_runs):
     # Given two drains of the topic, When the progress documents are read back
     metrics = list(two_runs["db"][c.PIPELINE_METRICS].find())
@@ -70,3 +91,11 @@ def test_each_batch_of_each_query_leaves_a_progress_document(two_runs):
     _, want = two_runs["second"]
     assert sum(m.get(c.INVALID_ROWS, 0) for m in by_query[c.INVALID_EVENTS_QUERY]) == len(want[c.INVALID_EVENTS])
     assert sum(m[c.DUPLICATES_DROPPED] for m in by_query[c.AGGREGATES_QUERY]) > 0
+
+
+def test_stored_progress_documents_carry_the_day_and_hour_of_their_batch(two_runs):
+    # Given the progress documents of two drains, Then each is bucketed by the UTC day and hour of its timestamp
+    metrics = list(two_runs["db"][c.PIPELINE_METRICS].find())
+    assert metrics
+    assert [(m[c.DAY], m[c.HOUR]) for m in metrics] == [
+        (m[c.TIMESTAMP].strftime("%Y-%m-%d"), m[c.TIMESTAMP].strftime("%Y-%m-%dT%H")) for m in metrics]

@@ -8,8 +8,10 @@ from typing import Any
 from pymongo.database import Database
 
 from storage import contract as c
+from storage.catalog import catalog_merges
 from storage.indexes import ensure_indexes
 from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from storage.sink import upsert_operation
 
 Doc = dict[str, Any]
 MIN = timedelta(minutes=1)
@@ -37,19 +39,24 @@ def batch(query: str, at: datetime, batch_id: int, rows: int, rows_per_second: f
            c.TIMESTAMP: at, c.INPUT_ROWS: rows, c.INPUT_ROWS_PER_SECOND: rows_per_second,
            c.PROCESSED_ROWS_PER_SECOND: rows_per_second * 2, c.BATCH_DURATION_MS: 250 + batch_id,
            c.WATERMARK: at - 10 * MIN, c.STATE_ROWS: 1000 + batch_id, c.DROPPED_BY_WATERMARK: 1,
-           c.DUPLICATES_DROPPED: 0}
+           c.DUPLICATES_DROPPED: 0, **c.time_buckets(at)}
     return {**doc, **extra}
 
 
 def invalid(offset: int, reason: str, at: datetime, detail: str = "", raw: str = "{}") -> Doc:
     return {c.ID: c.invalid_event_id("clickstream", 0, offset), c.REASON: reason, c.DETAIL: detail, c.RAW: raw,
             c.RAW_TRUNCATED: False, c.TOPIC: "clickstream", c.PARTITION: 0, c.OFFSET: offset, c.KAFKA_TIMESTAMP: at,
-            c.STORED_AT: at + MIN}
+            c.STORED_AT: at + MIN, **c.time_buckets(at)}
 
 
 def insert(db: Database, collection: str, docs: list[Doc]) -> None:
-    if docs:
-        db[collection].insert_many(docs)
+    """Insert documents as the job would leave them: windows also recorded in the window catalog."""
+    if not docs:
+        return
+    db[collection].insert_many(docs)
+    written = max((d[c.UPDATED_AT] for d in docs if c.UPDATED_AT in d), default=None)
+    for coll, merge in catalog_merges((collection, d) for d in docs):
+        db[coll].bulk_write([upsert_operation(merge, {c.UPDATED_AT: written})])
 
 
 def seed_known_site(db: Database) -> None:

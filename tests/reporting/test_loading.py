@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reporting.loading import PageRequest, load_page_data
+from reporting.loading import SAMPLE_RAW_CHARS, PageRequest, load_page_data
 from storage import contract as c
-from tests.reporting.documents import MIN, T0, active, insert, invalid, page, session
+from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from tests.reporting.documents import MIN, T0, active, batch, insert, invalid, page, session
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +39,21 @@ def test_when_every_window_is_still_open_the_newest_is_shown(mongo_db):
     assert data.previous_active[c.WINDOW_START] == NOW_MIN - MIN
 
 
-def test_an_ended_window_past_the_newest_few_is_still_found(mongo_db):
-    # Given ten open windows (wide clock skew) in front of one that ended
-    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - 10 * MIN, 1, size=5 * MIN)]
+def test_an_ended_window_behind_many_open_ones_is_still_found(mongo_db):
+    # Given ten open 15-min windows (wide clock skew) in front of one that ended
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - 20 * MIN, 1, size=15 * MIN)]
            + [active(NOW_MIN + i * MIN, 2, size=15 * MIN) for i in range(-9, 1)])
     data = load_page_data(mongo_db, HOUR, NOW)
-    assert data.latest_active[c.WINDOW_START] == NOW_MIN - 10 * MIN
+    assert data.latest_active[c.WINDOW_START] == NOW_MIN - 20 * MIN
+
+
+def test_the_line_reaches_back_into_earlier_days_of_the_catalog(mongo_db):
+    # Given one window per hour for three days, read at noon with a 2-day range
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - timedelta(hours=h), h) for h in range(1, 72)])
+    data = load_page_data(mongo_db, PageRequest(timedelta(days=2), top_pages=10, top_users=10), NOW)
+    # Then the line holds the 48 windows starting after two days before the latest one, oldest first
+    assert data.latest_active[c.WINDOW_START] == NOW_MIN - timedelta(hours=1)
+    assert [w[c.ACTIVE_USERS_COUNT] for w in data.series] == list(range(48, 0, -1))
 
 
 def test_replayed_data_is_shown_up_to_its_own_newest_window(mongo_db):
@@ -92,3 +102,29 @@ def test_page_views_come_from_their_newest_ended_window(mongo_db):
 
 def test_an_empty_database_is_empty(mongo_db):
     assert load_page_data(mongo_db, HOUR, NOW).empty
+
+
+def test_batches_of_a_job_that_stopped_hours_ago_are_still_found(mongo_db):
+    # Given batches of both queries that ended three hours before now, one every 10 minutes for an hour
+    stopped = NOW - timedelta(hours=3)
+    insert(mongo_db, c.PIPELINE_METRICS, [batch(query, stopped - i * 10 * MIN, i, 10, 1.0)
+                                          for query in (AGGREGATES_QUERY, INVALID_EVENTS_QUERY) for i in range(7)])
+    # When the page loads with a 15-minute range
+    data = load_page_data(mongo_db, PageRequest(timedelta(minutes=15), top_pages=10, top_users=10), NOW)
+    # Then the newest batch is the last one written, and the batches are the 15 minutes up to it, newest first
+    assert data.newest_batch[c.TIMESTAMP] == stopped
+    assert [(b[c.QUERY], b[c.BATCH_ID]) for b in data.batches] in (
+        [(AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 1), (INVALID_EVENTS_QUERY, 1)],
+        [(INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 1), (AGGREGATES_QUERY, 1)])
+
+
+def test_invalid_events_of_a_week_are_read_by_day_and_the_newest_are_the_samples(mongo_db):
+    # Given one invalid event per day for ten days, the newest with a long raw text
+    insert(mongo_db, c.INVALID_EVENTS, [invalid(d, "malformed_json", NOW - timedelta(days=d, hours=1), raw="x" * 1000)
+                                        for d in range(10)])
+    # When the page loads with a 7-day range
+    data = load_page_data(mongo_db, PageRequest(timedelta(days=7), top_pages=10, top_users=10), NOW)
+    # Then the seven events of the last seven days count, newest first, and the samples cut the raw text
+    assert [e[c.OFFSET] for e in data.invalid_events] == list(range(7))
+    assert data.invalid_samples[0][c.RAW] == "x" * SAMPLE_RAW_CHARS + "…"
+    assert len(data.invalid_events[0][c.RAW]) == 1000

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import monitoring
 
 from storage import contract as c
 from storage.client import is_ferretdb
 from storage.indexes import INDEXES, ensure_indexes, prune_expired
-from storage.sink import MongoTarget, upsert_documents, upsert_routed
+from storage.sink import Merge, MongoTarget, upsert_documents, upsert_routed
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,49 @@ def test_routed_documents_reach_their_own_collections(mongo_uri, mongo_db):
                                      (c.ACTIVE_USERS, {c.ID: c.window_id(WS), c.ACTIVE_USERS_COUNT: 4})])
     assert written == 2
     assert mongo_db[c.ACTIVE_USERS].find_one()[c.ACTIVE_USERS_COUNT] == 4
+
+
+def test_merges_set_catalog_entries_without_losing_the_ones_already_there(mongo_uri, mongo_db):
+    # Given a window recorded in its day's catalog document
+    target = MongoTarget(mongo_uri, mongo_db.name)
+    first = c.catalog_entry(c.ACTIVE_USERS, WS, WS + timedelta(minutes=5), 3)
+    upsert_routed(target, [(c.WINDOW_CATALOG, Merge(*first))])
+    # When a later batch records the next window and rewrites the first one's value (twice: a replay)
+    later = [c.catalog_entry(c.ACTIVE_USERS, WS + timedelta(minutes=m), WS + timedelta(minutes=m + 5), v)
+             for m, v in ((1, 8), (0, 4), (0, 4))]
+    upsert_routed(target, [(c.WINDOW_CATALOG, Merge(*e)) for e in later])
+    # Then one document holds both windows with their latest values, and a write stamp
+    doc = mongo_db[c.WINDOW_CATALOG].find_one({c.ID: c.catalog_id(c.ACTIVE_USERS, "2026-11-23")})
+    assert doc[c.WINDOWS] == {"100000": 4, "100100": 8}
+    assert (doc[c.COLLECTION], doc[c.DAY], doc[c.WINDOW_SECONDS]) == (c.ACTIVE_USERS, "2026-11-23", 300)
+    assert isinstance(doc[c.UPDATED_AT], datetime)
+
+
+def test_a_full_command_first_flushes_what_was_yielded_before_it(mongo_uri, mongo_db):
+    # Given commands of two operations, and a page document followed by two catalog merges (the catalog fills first)
+    commands: list[str] = []
+    recording = [True]
+
+    class Recorder(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if recording[0] and event.command_name == "update":
+                commands.append(event.command["update"])
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    monitoring.register(Recorder())  # clients created from now on report their commands
+    target = MongoTarget(mongo_uri, mongo_db.name, ops_per_command=2)
+    merges = [Merge(*c.catalog_entry(c.PAGE_VIEWS, WS + timedelta(days=d), WS + timedelta(days=d, minutes=15), 1))
+              for d in (0, 1)]
+    # When they are written
+    try:
+        upsert_routed(target, [(c.PAGE_VIEWS, page_doc("/a", 1)), *((c.WINDOW_CATALOG, m) for m in merges)])
+    finally:
+        recording[0] = False  # pymongo cannot unregister a listener: silence it for the rest of the session
+    # Then the page document went first, in its own command, and the catalog after it
+    assert commands[-2:] == [c.PAGE_VIEWS, c.WINDOW_CATALOG]
 
 
 def test_nothing_to_write_opens_no_connection():
