@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
@@ -104,7 +105,9 @@ def sidebar(settings: ReportSettings) -> Controls:
 
 def _table(rows: list[dict[str, Any]], empty: str = "no rows") -> None:
     if rows:
-        st.dataframe(rows, hide_index=True)
+        # A DataFrame, not the list: Streamlit would otherwise inspect every row to guess the format (a third of
+        # a render's time, measured with py-spy).
+        st.dataframe(pd.DataFrame.from_records(rows), hide_index=True)
     else:
         st.caption(empty)
 
