@@ -57,6 +57,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id, never starting with '-' (the format tool would take it for an option, 1 in 64)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 @dataclass(frozen=True)
 class KafkaBroker:
     """One KRaft broker whose storage, config and logs live under `data_dir`."""
@@ -106,9 +114,8 @@ class KafkaBroker:
             return
         import subprocess
 
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)),
             capture_output=True,
             text=True,
             timeout=120,
