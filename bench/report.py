@@ -11,7 +11,7 @@ Seeded (all windows sliding by 1 minute, the newest ending around now):
   100M documents), each with that window's active users drawn from --users users;
 - pipeline_metrics: one batch per query every 10 s for the last --metrics-hours hours;
 - invalid_events: one per minute for --days days;
-- window_catalog: the days of windows of the three aggregates, as the job records them.
+- window_catalog and pipeline_minutes: the days of windows and the minutes of batches, as the job records them.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from storage.catalog import catalog_merges  # noqa: E402
 from storage.client import connect  # noqa: E402
 from storage.indexes import ensure_indexes  # noqa: E402
 from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY  # noqa: E402
+from storage.rollup import rollup_merges  # noqa: E402
 from storage.sink import upsert_operation  # noqa: E402
 
 log = logging.getLogger("bench.report")
@@ -77,12 +78,14 @@ class QueryTimer(monitoring.CommandListener):
 
 
 def _insert(db: Database, collection: str, docs: list[dict[str, Any]]) -> int:
-    """Insert documents as the job leaves them: windows of aggregates also recorded in the window catalog."""
+    """Insert documents as the job leaves them: windows also in the window catalog, batches summed per minute."""
     for i in range(0, len(docs), CHUNK):
         db[collection].insert_many(docs[i:i + CHUNK], ordered=False)
-    merges = [upsert_operation(m, {c.UPDATED_AT: datetime.now(UTC)}) for _, m in catalog_merges((collection, d) for d in docs)]
-    if merges:
-        db[c.WINDOW_CATALOG].bulk_write(merges, ordered=False)
+    derived = rollup_merges(docs) if collection == c.PIPELINE_METRICS else catalog_merges((collection, d) for d in docs)
+    for target in {coll for coll, _ in derived}:
+        ops = [upsert_operation(m, {c.UPDATED_AT: datetime.now(UTC)}) for coll, m in derived if coll == target]
+        for i in range(0, len(ops), CHUNK):
+            db[target].bulk_write(ops[i:i + CHUNK], ordered=False)
     return len(docs)
 
 
@@ -164,7 +167,7 @@ def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: tim
     kpis.sessions_per_user(data.sessions_window, data.histogram)
     kpis.events_per_second(data.batches, newest)
     kpis.invalid_rate(data.batches, newest)
-    health.batch_figures(data.batches)
+    health.batch_figures(data.newest_aggregates_batch, data.batches)
     charts.active_users_line(data.series)
     charts.top_pages_bar(data.pages, 10)
     charts.sessions_histogram(data.histogram)
@@ -179,7 +182,7 @@ def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: tim
         "queries_per_render": sum(len(v) for v in timer.times.values()),
         "per_query_s": {k: round(v, 4) for k, v in sorted(median_run.items(), key=lambda kv: -kv[1])},
         "fetched": {"series_points": len(data.series), "pages": len(data.pages), "histogram_rows": len(data.histogram),
-                    "top_users": len(data.top_users), "batches": len(data.batches),
+                    "top_users": len(data.top_users), "minute_points": len(data.batches),
                     "invalid_events": len(data.invalid_events), "invalid_samples": len(data.invalid_samples)},
         "build_kpis_and_figures_s": round(build, 4),
     }

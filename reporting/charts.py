@@ -60,7 +60,7 @@ def _by_time(batches: Sequence[Doc], query: str) -> list[Doc]:
 
 
 def throughput_lines(batches: Sequence[Doc]) -> go.Figure:
-    """Rows/s read from Kafka and processed by the aggregates query, per batch."""
+    """Rows/s read from Kafka and processed by the aggregates query, per minute of batches (time-weighted)."""
     agg = _by_time(batches, AGGREGATES_QUERY)
     x = [labels.as_utc(b[c.TIMESTAMP]) for b in agg]
     fig = go.Figure([
@@ -68,18 +68,18 @@ def throughput_lines(batches: Sequence[Doc]) -> go.Figure:
         go.Scatter(x=x, y=[float(b.get(c.PROCESSED_ROWS_PER_SECOND) or 0) for b in agg], mode="lines",
                    name="processed rows/s"),
     ])
-    return _layout(fig, "batch time (UTC)", "rows/s")
+    return _layout(fig, "newest batch of the minute (UTC)", "rows/s")
 
 
 def batch_duration_lines(batches: Sequence[Doc]) -> go.Figure:
-    """Batch duration of each streaming query, per batch."""
+    """Mean batch duration of each streaming query, per minute of batches."""
     traces = []
     for query in (AGGREGATES_QUERY, INVALID_EVENTS_QUERY):
         rows = _by_time(batches, query)
         if rows:
             traces.append(go.Scatter(x=[labels.as_utc(b[c.TIMESTAMP]) for b in rows],
                                      y=[int(b.get(c.BATCH_DURATION_MS) or 0) for b in rows], mode="lines", name=query))
-    return _layout(go.Figure(traces), "batch time (UTC)", "batch duration (ms)")
+    return _layout(go.Figure(traces), "newest batch of the minute (UTC)", "mean batch duration (ms)")
 
 
 def bucket_size(span: timedelta) -> timedelta:

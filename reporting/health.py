@@ -65,7 +65,7 @@ def freshness(what: str, written_at: datetime | None, now: datetime, rule: Fresh
 
 @dataclass(frozen=True)
 class BatchFigures:
-    """The health row: the newest aggregates batch's figures, and late rows dropped over the fetched batches."""
+    """The health row: the newest aggregates batch's figures, and late rows dropped over the range's batches."""
 
     at: datetime | None = None
     input_rows_per_second: float | None = None
@@ -78,22 +78,20 @@ class BatchFigures:
     batches: int = 0
 
 
-def batch_figures(batches: Sequence[Doc]) -> BatchFigures:
-    """Figures of the newest `aggregates` batch among `batches` (newest first), plus drop totals over all."""
-    agg = [b for b in batches if b.get(c.QUERY) == AGGREGATES_QUERY]
-    dropped = sum(int(b.get(c.DROPPED_BY_WATERMARK) or 0) for b in agg)
-    duplicates = sum(int(b.get(c.DUPLICATES_DROPPED) or 0) for b in agg)
-    if not agg:
-        return BatchFigures()
-    b = max(agg, key=lambda d: labels.as_utc(d[c.TIMESTAMP]))
+def batch_figures(newest: Doc | None, points: Sequence[Doc]) -> BatchFigures:
+    """Figures of the newest `aggregates` batch, plus drop totals over the aggregates query's per-minute points."""
+    agg = [p for p in points if p.get(c.QUERY) == AGGREGATES_QUERY]
+    totals = {"dropped_late": sum(int(p.get(c.DROPPED_BY_WATERMARK) or 0) for p in agg),
+              "duplicates_dropped": sum(int(p.get(c.DUPLICATES_DROPPED) or 0) for p in agg),
+              "batches": sum(int(p.get(c.BATCHES) or 0) for p in agg)}
+    if newest is None:
+        return BatchFigures(**totals)
     return BatchFigures(
-        at=b[c.TIMESTAMP],
-        input_rows_per_second=float(b.get(c.INPUT_ROWS_PER_SECOND) or 0.0),
-        processed_rows_per_second=float(b.get(c.PROCESSED_ROWS_PER_SECOND) or 0.0),
-        batch_duration_ms=int(b.get(c.BATCH_DURATION_MS) or 0),
-        watermark=b.get(c.WATERMARK),
-        state_rows=int(b.get(c.STATE_ROWS) or 0),
-        dropped_late=dropped,
-        duplicates_dropped=duplicates,
-        batches=len(agg),
+        at=newest[c.TIMESTAMP],
+        input_rows_per_second=float(newest.get(c.INPUT_ROWS_PER_SECOND) or 0.0),
+        processed_rows_per_second=float(newest.get(c.PROCESSED_ROWS_PER_SECOND) or 0.0),
+        batch_duration_ms=int(newest.get(c.BATCH_DURATION_MS) or 0),
+        watermark=newest.get(c.WATERMARK),
+        state_rows=int(newest.get(c.STATE_ROWS) or 0),
+        **totals,
     )

@@ -86,38 +86,44 @@ def sessions_per_user(window: Doc | None, histogram: Sequence[tuple[int, int]]) 
     return Kpi("Sessions per active user", f"{avg:.2f}", window_text(window), help_text, avg)
 
 
-def _recent(batches: Sequence[Doc], query: str, until: datetime, span: timedelta) -> list[Doc]:
-    return [b for b in batches
-            if b.get(c.QUERY) == query and until - span < labels.as_utc(b[c.TIMESTAMP]) <= until]
+def _recent(points: Sequence[Doc], query: str, until: datetime, span: timedelta) -> list[Doc]:
+    """The query's per-minute points whose minute starts within `span` before `until` (so they end by it)."""
+    return [p for p in points
+            if p.get(c.QUERY) == query and until - span < labels.as_utc(p[c.MINUTE]) <= until]
 
 
-def events_per_second(batches: Sequence[Doc], newest: datetime | None) -> Kpi:
-    """Rows read from Kafka per second by the aggregates query over the last minute of batches."""
-    help_text = ("Rows the aggregates query read from Kafka in its batches of the last minute (up to its newest "
+def _span_text(until: datetime, span: timedelta) -> str:
+    first = c.minute_start(until - span) + timedelta(minutes=1)
+    return f"batches from {labels.as_utc(first):%H:%M} to {labels.utc(until)}"
+
+
+def events_per_second(points: Sequence[Doc], newest: datetime | None) -> Kpi:
+    """Rows read from Kafka per second by the aggregates query in its batches of the newest minute."""
+    help_text = ("Rows the aggregates query read from Kafka in its batches of the current minute (up to its newest "
                  "batch), divided by the time those batches covered (Spark's inputRowsPerSecond, time-weighted).")
     if newest is None:
         return Kpi("Events/s ingested", "—", "no batch yet", help_text)
-    recent = [b for b in _recent(batches, AGGREGATES_QUERY, newest, RATE_SPAN)
-              if b.get(c.INPUT_ROWS_PER_SECOND) and b.get(c.INPUT_ROWS)]
-    span = f"batches of the minute to {labels.utc(newest)}"
+    recent = [p for p in _recent(points, AGGREGATES_QUERY, newest, RATE_SPAN)
+              if p.get(c.INPUT_ROWS_PER_SECOND) and p.get(c.INPUT_ROWS)]
+    span = _span_text(newest, RATE_SPAN)
     if not recent:
         return Kpi("Events/s ingested", "0", span, help_text, 0.0)
-    rows = sum(int(b[c.INPUT_ROWS]) for b in recent)
-    seconds = sum(int(b[c.INPUT_ROWS]) / float(b[c.INPUT_ROWS_PER_SECOND]) for b in recent)
+    rows = sum(int(p[c.INPUT_ROWS]) for p in recent)
+    seconds = sum(int(p[c.INPUT_ROWS]) / float(p[c.INPUT_ROWS_PER_SECOND]) for p in recent)
     rate = rows / seconds
     return Kpi("Events/s ingested", f"{rate:,.1f}", span, help_text, rate)
 
 
-def invalid_rate(batches: Sequence[Doc], newest: datetime | None) -> Kpi:
-    """Share of Kafka records the job rejected as invalid over the last 15 minutes of batches."""
+def invalid_rate(points: Sequence[Doc], newest: datetime | None) -> Kpi:
+    """Share of Kafka records the job rejected as invalid in the batches of the last 15 minutes."""
     help_text = ("Invalid records divided by all records read by the invalid_events query in its batches of the "
-                 "last 15 minutes (up to its newest batch).")
+                 "last 15 minutes (whole minutes, up to its newest batch).")
     if newest is None:
         return Kpi("Invalid-event rate", "—", "no batch yet", help_text)
-    recent = [b for b in _recent(batches, INVALID_EVENTS_QUERY, newest, INVALID_SPAN) if c.INVALID_ROWS in b]
-    span = f"batches of the 15 min to {labels.utc(newest)}"
-    total = sum(int(b.get(c.INPUT_ROWS) or 0) for b in recent)
+    recent = [p for p in _recent(points, INVALID_EVENTS_QUERY, newest, INVALID_SPAN) if c.INVALID_ROWS in p]
+    span = _span_text(newest, INVALID_SPAN)
+    total = sum(int(p.get(c.INPUT_ROWS) or 0) for p in recent)
     if total == 0:
         return Kpi("Invalid-event rate", "—", span, help_text)
-    rate = sum(int(b[c.INVALID_ROWS] or 0) for b in recent) / total
+    rate = sum(int(p[c.INVALID_ROWS] or 0) for p in recent) / total
     return Kpi("Invalid-event rate", f"{rate:.1%}", span, help_text, rate)

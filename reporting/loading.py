@@ -14,12 +14,13 @@ from reporting.kpis import pick_latest_complete
 from storage import contract as c
 from storage import queries as q
 from storage.catalog import catalog_windows
+from storage.rollup import minute_point
 
 Doc = dict[str, Any]
 
 # Bounds on what one render may fetch.
 PAGE_LIMIT = 5000  # pages of one 15-min window; the page-views KPI says "≥" when it is hit
-BATCH_LIMIT = 2000  # more than an hour of both queries' batches at a 5-s trigger
+POINT_LIMIT = 720  # per-minute points of both queries: 6 hours
 INVALID_LIMIT = 20_000
 SAMPLE_LIMIT = 20
 SAMPLE_RAW_CHARS = 300
@@ -57,8 +58,9 @@ class PageData:
     sessions_window: Doc | None = None
     histogram: list[tuple[int, int]] = field(default_factory=list)
     top_users: list[Doc] = field(default_factory=list)
-    newest_batch: Doc | None = None
-    batches: list[Doc] = field(default_factory=list)
+    newest_batch: Doc | None = None  # the newest minute point of either query (its last batch's time)
+    newest_aggregates_batch: Doc | None = None  # the aggregates query's newest batch, whole
+    batches: list[Doc] = field(default_factory=list)  # per-minute points (storage.rollup.minute_point), newest first
     invalid_range: tuple[datetime, datetime] | None = None
     invalid_events: list[Doc] = field(default_factory=list)
     invalid_samples: list[Doc] = field(default_factory=list)
@@ -136,28 +138,32 @@ def _load_sessions(db: Database, data: PageData, request: PageRequest, now: date
 
 
 def _load_batches(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:
-    """The newest batch, then the batches of the range before it, an hour bucket at a time (newest first)."""
+    """Per-minute points of both queries' batches over the range before the newest, an hour bucket at a time."""
     read: dict[str, list[Doc]] = {}
     for hour in (c.hour_bucket(now), c.hour_bucket(now - timedelta(hours=1))):
-        read[hour] = q.batches_in(db, c.HOUR, hour)
+        read[hour] = [minute_point(d) for d in q.minutes_in(db, hour)]
         if read[hour]:
-            data.newest_batch = read[hour][0]
             break
-    else:  # the job has not written for an hour or more: find its newest batch the slow way
-        data.newest_batch = q.newest_batch(db)
-    if data.newest_batch is None:
-        return
+    else:  # the job has not written for an hour or more: find its newest minute the slow way
+        newest = q.newest_minute(db)
+        if newest is None:
+            return
+        hour = c.hour_bucket(newest[c.MINUTE])
+        read[hour] = [minute_point(d) for d in q.minutes_in(db, hour)]
+    data.newest_batch = max((p for docs in read.values() for p in docs), key=lambda p: labels.as_utc(p[c.TIMESTAMP]))
     until = labels.as_utc(data.newest_batch[c.TIMESTAMP])
     after = until - max(request.time_range, MIN_BATCH_SPAN)
-    batches: list[Doc] = []
+    points: list[Doc] = []
     for hour in c.buckets_between(c.HOUR, after, until):
-        docs = read[hour] if hour in read else q.batches_in(db, c.HOUR, hour)
-        batches += [b for b in docs if after < labels.as_utc(b[c.TIMESTAMP]) <= until]
-        if len(batches) >= BATCH_LIMIT:
+        docs = read[hour] if hour in read else [minute_point(d) for d in q.minutes_in(db, hour)]
+        points += [p for p in docs if after < labels.as_utc(p[c.TIMESTAMP]) <= until]
+        if len(points) >= POINT_LIMIT:
             break
-    data.batches = sorted(batches, key=lambda b: labels.as_utc(b[c.TIMESTAMP]), reverse=True)[:BATCH_LIMIT]
-    if not data.batches:  # written before buckets existed
-        data.batches = [data.newest_batch]
+    data.batches = sorted(points, key=lambda p: labels.as_utc(p[c.TIMESTAMP]), reverse=True)[:POINT_LIMIT]
+    newest_agg = next((p for p in data.batches if p[c.QUERY] == c.AGGREGATES_QUERY), None)
+    if newest_agg is not None:
+        data.newest_aggregates_batch = q.batch(db, c.metrics_id(c.AGGREGATES_QUERY, newest_agg[c.RUN_ID],
+                                                                newest_agg[c.BATCH_ID]))
 
 
 def _load_invalid(db: Database, data: PageData, request: PageRequest, now: datetime) -> None:

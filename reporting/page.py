@@ -19,7 +19,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
 from reporting import charts, health, kpis, labels
-from reporting.loading import BATCH_LIMIT, INVALID_LIMIT, PAGE_LIMIT, SAMPLE_LIMIT, PageData, PageRequest, load_page_data
+from reporting.loading import INVALID_LIMIT, PAGE_LIMIT, POINT_LIMIT, SAMPLE_LIMIT, PageData, PageRequest, load_page_data
 from reporting.settings import (
     DEFAULT_TIME_RANGE,
     REFRESH_SECONDS,
@@ -190,7 +190,7 @@ def pipeline_health(data: PageData) -> None:
         with col:
             _ALERT[f.level](f.message)
 
-    fig = health.batch_figures(data.batches)
+    fig = health.batch_figures(data.newest_aggregates_batch, data.batches)
     span = max(data.request.time_range, timedelta(minutes=15))
     cols = st.columns(6)
     figures = [
@@ -211,25 +211,26 @@ def pipeline_health(data: PageData) -> None:
 
     left, right = st.columns(2)
     with left:
-        cut = f" (the newest {BATCH_LIMIT:,} batches only)" if len(data.batches) >= BATCH_LIMIT else ""
-        st.markdown(f"**Rows/s in and processed** — aggregates batches of the last {labels.age(span)} "
+        cut = (f" (the newest {POINT_LIMIT // 2 // 60} hours only)" if len(data.batches) >= POINT_LIMIT else "")
+        st.markdown(f"**Rows/s in and processed** — aggregates batches per minute, the last {labels.age(span)} "
                     f"to {labels.utc(newest_batch)}{cut}")
         if data.batches:
             st.plotly_chart(charts.throughput_lines(data.batches), key="chart_throughput")
-            with st.expander("Raw data: rows/s per aggregates batch"):
-                _table([_utc_row(b, c.TIMESTAMP, c.BATCH_ID, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
+            with st.expander("Raw data: rows/s per minute of aggregates batches"):
+                _table([_utc_row(b, c.MINUTE, c.BATCHES, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
                                  c.PROCESSED_ROWS_PER_SECOND) for b in data.batches
                         if b.get(c.QUERY) == AGGREGATES_QUERY])
         else:
             st.caption("No batches yet.")
     with right:
-        st.markdown("**Batch duration** — per streaming query")
+        st.markdown("**Batch duration** — mean per minute, per streaming query")
         if data.batches:
             st.plotly_chart(charts.batch_duration_lines(data.batches), key="chart_batch_duration")
-            with st.expander(f"Raw data: {len(data.batches):,} batches of both queries (newest first)"):
-                _table([_utc_row(b, c.QUERY, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS, c.BATCH_DURATION_MS, c.WATERMARK,
-                                 c.STATE_ROWS, c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS,
-                                 c.INVALID_ROWS) for b in data.batches])
+            with st.expander(f"Raw data: {len(data.batches):,} minutes of both queries' batches (newest first)"):
+                _table([_utc_row(b, c.QUERY, c.MINUTE, c.BATCHES, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS,
+                                 c.BATCH_DURATION_MS, c.MAX_BATCH_DURATION_MS, c.WATERMARK, c.STATE_ROWS,
+                                 c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS, c.INVALID_ROWS)
+                        for b in data.batches])
         else:
             st.caption("No batches yet.")
 

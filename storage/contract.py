@@ -16,9 +16,10 @@ USER_SESSIONS = "user_sessions"
 INVALID_EVENTS = "invalid_events"
 PIPELINE_METRICS = "pipeline_metrics"
 WINDOW_CATALOG = "window_catalog"
+PIPELINE_MINUTES = "pipeline_minutes"
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
-ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, WINDOW_CATALOG)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, WINDOW_CATALOG)
 
 # Fields shared by the window aggregates
 ID = "_id"
@@ -117,6 +118,18 @@ def metrics_id(query: str, run_id: str, batch_id: int) -> str:
     """Document id of one batch's progress: a replayed batch (same run) overwrites its own document."""
     return f"{query}|{run_id}|{batch_id}"
 
+# pipeline_minutes: one streaming query's batches of one UTC minute, summed per run, so a chart over hours reads a
+# document per minute whatever the trigger: {_id: "<query>|<YYYY-MM-DDTHH:MM>", query, minute (its start), day,
+# hour, runs: {"<run_id>": {batches, input_rows, input_seconds, batch_duration_ms (sum), max_batch_duration_ms,
+# dropped_by_watermark, duplicates_dropped, valid_rows, invalid_rows, and of the run's last batch in the minute:
+# batch_id, timestamp, watermark, state_rows}}, updated_at}. A run's sums are rewritten whole after each of its
+# batches (idempotent); a restart is a new run, so nothing is counted twice or lost.
+MINUTE = "minute"
+RUNS = "runs"
+BATCHES = "batches"
+INPUT_SECONDS = "input_seconds"
+MAX_BATCH_DURATION_MS = "max_batch_duration_ms"
+
 
 def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
@@ -150,6 +163,16 @@ def buckets_between(field: str, after: datetime, until: datetime) -> list[str]:
     if name(after) not in out:
         out.append(name(after))
     return out
+
+
+def minute_start(ts: datetime) -> datetime:
+    """The start of the UTC minute holding `ts` (aware)."""
+    return _utc(ts).replace(second=0, microsecond=0)
+
+
+def minute_id(query: str, ts: datetime) -> str:
+    """Document id of one query's minute in pipeline_minutes."""
+    return f"{query}|{minute_start(ts):%Y-%m-%dT%H:%M}"
 
 
 def catalog_id(collection: str, day: str) -> str:

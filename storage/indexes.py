@@ -23,11 +23,11 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     (c.INVALID_EVENTS, [(c.REASON, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.QUERY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.TIMESTAMP, DESCENDING)], False),
-    (c.PIPELINE_METRICS, [(c.HOUR, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
-    (c.PIPELINE_METRICS, [(c.DAY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.HOUR, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.DAY, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     # Not unique: a second unique index would stop MongoDB retrying concurrent upserts of one new `_id`.
+    (c.PIPELINE_MINUTES, [(c.HOUR, ASCENDING), (c.MINUTE, DESCENDING)], False),
+    (c.PIPELINE_MINUTES, [(c.MINUTE, DESCENDING)], False),
     (c.WINDOW_CATALOG, [(c.COLLECTION, ASCENDING), (c.DAY, DESCENDING)], False),
 )
 
@@ -40,6 +40,7 @@ RETENTION_FIELD = {
     c.INVALID_EVENTS: c.STORED_AT,
     c.PIPELINE_METRICS: c.TIMESTAMP,
     c.WINDOW_CATALOG: c.UPDATED_AT,
+    c.PIPELINE_MINUTES: c.UPDATED_AT,
 }
 
 _NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`

@@ -66,17 +66,22 @@ def window_users(db: Database, window_start: Any) -> list[Doc]:
                                          {c.ID: 0, c.USER_ID: 1, c.SESSIONS: 1, c.EVENTS: 1}))
 
 
-def batches_in(db: Database, field: str, bucket: str) -> list[Doc]:
-    """pipeline_metrics documents of one time bucket (`field` is contract.DAY or contract.HOUR), newest first."""
-    return list(db[c.PIPELINE_METRICS].find({field: bucket}, _BATCH_FIELDS).sort(c.TIMESTAMP, DESCENDING))
+def minutes_in(db: Database, hour: str) -> list[Doc]:
+    """pipeline_minutes documents (both queries) of one HOUR bucket, newest minute first."""
+    return list(db[c.PIPELINE_MINUTES].find({c.HOUR: hour}).sort(c.MINUTE, DESCENDING))
 
 
-def newest_batch(db: Database) -> Doc | None:
-    """The newest pipeline_metrics document of any query, found without buckets (a full read on FerretDB v1).
+def newest_minute(db: Database) -> Doc | None:
+    """The newest pipeline_minutes document, found without buckets (a full read on FerretDB v1).
 
-    Only for data whose newest bucket is unknown, such as a job that stopped long ago.
+    Only for a job that has not written for hours: recent minutes are found by their hour bucket.
     """
-    return db[c.PIPELINE_METRICS].find_one({}, _BATCH_FIELDS, sort=[(c.TIMESTAMP, DESCENDING)])
+    return db[c.PIPELINE_MINUTES].find_one({}, sort=[(c.MINUTE, DESCENDING)])
+
+
+def batch(db: Database, batch_doc_id: str) -> Doc | None:
+    """One pipeline_metrics document by its `_id` (contract.metrics_id)."""
+    return db[c.PIPELINE_METRICS].find_one({c.ID: batch_doc_id}, _BATCH_FIELDS)
 
 
 def invalid_events_in(db: Database, field: str, bucket: str) -> list[Doc]:

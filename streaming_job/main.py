@@ -148,7 +148,7 @@ def run(s: JobSettings) -> int:
     from storage.indexes import ensure_indexes, prune_expired
     from storage.sink import MongoTarget
     from streaming_job.lock import Heartbeat, local_path
-    from streaming_job.metrics import ProgressRecorder
+    from streaming_job.metrics import ProgressRecorder, progress_writer
     from streaming_job.pipeline import QUERIES, start_queries
     from streaming_job.session import build_session, ship_packages
 
@@ -179,7 +179,7 @@ def run(s: JobSettings) -> int:
         spark = build_session(s)
         spark.sparkContext.setLogLevel("WARN")
         ship_packages(spark)
-        recorder = ProgressRecorder(lambda doc: db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True))
+        recorder = ProgressRecorder(progress_writer(db))
         spark.streams.addListener(recorder)
 
         local = local_path(s.checkpoint_dir)

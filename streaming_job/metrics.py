@@ -1,16 +1,19 @@
-"""Per-batch progress: one `pipeline_metrics` document and one readable log line per batch per query."""
+"""Per-batch progress: a `pipeline_metrics` document, the minute's sums in `pipeline_minutes` and a log line per batch."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.database import Database
 from pyspark.sql.streaming import StreamingQueryListener
 
 from storage import contract as c
+from storage.rollup import MinuteRollups
+from storage.sink import upsert_operation
 
 log = logging.getLogger("clickpulse.progress")
 
@@ -64,6 +67,21 @@ def describe(doc: dict[str, Any]) -> str:
             f"({doc[c.INPUT_ROWS_PER_SECOND]:.0f} in/s, {doc[c.PROCESSED_ROWS_PER_SECOND]:.0f} processed/s),"
             f" watermark {wm}, state {doc[c.STATE_ROWS]} rows, late dropped {doc[c.DROPPED_BY_WATERMARK]},"
             f" duplicates dropped {doc[c.DUPLICATES_DROPPED]}{extra}")
+
+
+def progress_writer(db: Database) -> Callable[[dict[str, Any]], None]:
+    """Store each progress document, and its query's sums for the minute (pipeline_minutes) after it.
+
+    The sums are kept in memory per run and rewritten whole each time, so a failed write heals with the next batch.
+    """
+    rollups = MinuteRollups()
+
+    def write(doc: dict[str, Any]) -> None:
+        collection, merge = rollups.add(doc)
+        db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True)
+        db[collection].bulk_write([upsert_operation(merge, {c.UPDATED_AT: datetime.now(UTC)})])
+
+    return write
 
 
 class ProgressRecorder(StreamingQueryListener):

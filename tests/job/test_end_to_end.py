@@ -99,3 +99,18 @@ def test_stored_progress_documents_carry_the_day_and_hour_of_their_batch(two_run
     assert metrics
     assert [(m[c.DAY], m[c.HOUR]) for m in metrics] == [
         (m[c.TIMESTAMP].strftime("%Y-%m-%d"), m[c.TIMESTAMP].strftime("%Y-%m-%dT%H")) for m in metrics]
+
+
+def test_the_minutes_of_batches_sum_exactly_the_stored_batches(two_runs):
+    # Given the progress documents of two drains (two runs of the job), When their minutes are read back
+    db = two_runs["db"]
+    want: dict[tuple, list[int]] = {}
+    for b in db[c.PIPELINE_METRICS].find():
+        sums = want.setdefault((b[c.QUERY], b[c.TIMESTAMP].replace(second=0, microsecond=0)), [0, 0, 0, 0])
+        for i, n in enumerate((1, b[c.INPUT_ROWS], b.get(c.VALID_ROWS, 0), b.get(c.INVALID_ROWS, 0))):
+            sums[i] += n
+    got = {(m[c.QUERY], m[c.MINUTE]): [sum(r.get(f, 0) for r in m[c.RUNS].values())
+                                       for f in (c.BATCHES, c.INPUT_ROWS, c.VALID_ROWS, c.INVALID_ROWS)]
+           for m in db[c.PIPELINE_MINUTES].find()}
+    # Then each query's minute counts its batches, rows read, valid and invalid rows exactly once
+    assert want and got == want

@@ -11,6 +11,7 @@ from storage import contract as c
 from storage.catalog import catalog_merges
 from storage.indexes import ensure_indexes
 from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from storage.rollup import minute_point, rollup_merges
 from storage.sink import upsert_operation
 
 Doc = dict[str, Any]
@@ -55,8 +56,24 @@ def insert(db: Database, collection: str, docs: list[Doc]) -> None:
         return
     db[collection].insert_many(docs)
     written = max((d[c.UPDATED_AT] for d in docs if c.UPDATED_AT in d), default=None)
-    for coll, merge in catalog_merges((collection, d) for d in docs):
+    merges = catalog_merges((collection, d) for d in docs)
+    if collection == c.PIPELINE_METRICS:
+        merges = rollup_merges(docs)  # the job's listener sums each minute's batches as it stores them
+    for coll, merge in merges:
         db[coll].bulk_write([upsert_operation(merge, {c.UPDATED_AT: written})])
+
+
+def points(batches: list[Doc]) -> list[Doc]:
+    """The per-minute points the report draws for these batches, newest first (as the job would store them)."""
+    docs: dict[str, Doc] = {}
+    for _, merge in rollup_merges(batches):
+        doc = docs.setdefault(merge.id, {c.ID: merge.id})
+        for key, value in merge.fields.items():
+            if key.startswith(f"{c.RUNS}."):
+                doc.setdefault(c.RUNS, {})[key.split(".", 1)[1]] = value
+            else:
+                doc[key] = value
+    return sorted((minute_point(d) for d in docs.values()), key=lambda p: p[c.TIMESTAMP], reverse=True)
 
 
 def seed_known_site(db: Database) -> None:

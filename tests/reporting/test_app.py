@@ -51,8 +51,8 @@ def test_each_kpi_says_which_window_it_covers(report, known_db):
     captions = texts(at.caption)
     assert "5-min window 2026-01-15 10:10–10:15 UTC" in captions  # active users and sessions per user
     assert "15-min window 2026-01-15 09:56–10:11 UTC" in captions  # page views
-    assert "batches of the minute to 2026-01-15 10:15:30 UTC" in captions
-    assert "batches of the 15 min to 2026-01-15 10:15:30 UTC" in captions
+    assert "batches from 10:15 to 2026-01-15 10:15:30 UTC" in captions
+    assert "batches from 10:01 to 2026-01-15 10:15:30 UTC" in captions
     assert any(t.startswith("All times are UTC.") for t in captions)
 
 
@@ -65,8 +65,9 @@ def test_charts_receive_the_seeded_data(report, known_db):
     assert (bars["y"], bars["x"]) == (["/checkout", "/cart", "/products", "/home"], [1, 5, 20, 30])
     hist = chart(at, "chart_sessions")[0]
     assert (hist["x"], hist["y"]) == ([1, 2, 3], [3, 1, 1])
+    # One point for minute 10:15: 400 rows that took 2 s + 2 s to arrive and 251 + 252 ms to process
     throughput = chart(at, "chart_throughput")
-    assert [t["y"] for t in throughput] == [[50.0, 150.0], [100.0, 300.0]]
+    assert [t["y"] for t in throughput] == [[100.0], [pytest.approx(400 / 0.503)]]
     invalid = {t["name"]: t["y"] for t in chart(at, "chart_invalid")}
     assert invalid == {"malformed_json": [2], "missing_field": [1]}
 

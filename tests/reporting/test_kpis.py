@@ -7,7 +7,7 @@ from datetime import timedelta
 from reporting import kpis
 from storage import contract as c
 from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
-from tests.reporting.documents import MIN, T0, active, batch
+from tests.reporting.documents import MIN, T0, active, batch, points
 
 S = timedelta(seconds=1)
 
@@ -68,23 +68,23 @@ def test_sessions_per_user_without_users_is_a_dash():
     assert kpis.sessions_per_user(None, []).value == "—"
 
 
-def test_events_per_second_is_time_weighted_over_the_last_minute_of_aggregates_batches():
-    # Given aggregates batches of 100 rows at 50/s (2 s) and 300 rows at 150/s (2 s) in the last minute,
-    # an older one outside it, and an invalid_events batch (not counted)
-    newest = T0 + 10 * MIN
+def test_events_per_second_is_time_weighted_over_the_aggregates_batches_of_the_current_minute():
+    # Given aggregates batches of 100 rows at 50/s (2 s) and 300 rows at 150/s (2 s) in the minute of the newest,
+    # an older one in an earlier minute, and an invalid_events batch (not counted)
+    newest = T0 + 10 * MIN + 40 * S
     batches = [batch(AGGREGATES_QUERY, newest, 3, 300, 150.0), batch(AGGREGATES_QUERY, newest - 30 * S, 2, 100, 50.0),
                batch(AGGREGATES_QUERY, newest - 2 * MIN, 1, 10_000, 10_000.0),
                batch(INVALID_EVENTS_QUERY, newest, 3, 999, 999.0)]
-    # When the rate is computed
-    kpi = kpis.events_per_second(batches, newest)
-    # Then 400 rows over 4 seconds: 100 rows/s
+    # When the rate is computed from their per-minute points
+    kpi = kpis.events_per_second(points(batches), newest)
+    # Then 400 rows over 4 seconds: 100 rows/s, and the KPI says which batches
     assert kpi.number == 100.0 and kpi.value == "100.0"
-    assert kpi.window == "batches of the minute to 2026-01-15 10:10:00 UTC"
+    assert kpi.window == "batches from 10:10 to 2026-01-15 10:10:40 UTC"
 
 
 def test_events_per_second_is_zero_when_recent_batches_read_nothing():
     newest = T0
-    assert kpis.events_per_second([batch(AGGREGATES_QUERY, newest, 1, 0, 0.0)], newest).number == 0.0
+    assert kpis.events_per_second(points([batch(AGGREGATES_QUERY, newest, 1, 0, 0.0)]), newest).number == 0.0
 
 
 def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
@@ -93,11 +93,12 @@ def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
     batches = [batch(INVALID_EVENTS_QUERY, newest, 3, 300, 1.0, **{c.INVALID_ROWS: 6}),
                batch(INVALID_EVENTS_QUERY, newest - 10 * MIN, 2, 100, 1.0, **{c.INVALID_ROWS: 2}),
                batch(INVALID_EVENTS_QUERY, newest - 20 * MIN, 1, 50, 1.0, **{c.INVALID_ROWS: 50})]
-    kpi = kpis.invalid_rate(batches, newest)
+    kpi = kpis.invalid_rate(points(batches), newest)
     assert (kpi.value, kpi.number) == ("2.0%", 0.02)
+    assert kpi.window == "batches from 10:16 to 2026-01-15 10:30:00 UTC"
 
 
 def test_invalid_rate_is_unknown_when_batches_carry_no_invalid_count():
     newest = T0
-    assert kpis.invalid_rate([batch(INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)], newest).value == "—"
+    assert kpis.invalid_rate(points([batch(INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)]), newest).value == "—"
     assert kpis.invalid_rate([], None).window == "no batch yet"

@@ -113,6 +113,7 @@ def test_batches_of_a_job_that_stopped_hours_ago_are_still_found(mongo_db):
     data = load_page_data(mongo_db, PageRequest(timedelta(minutes=15), top_pages=10, top_users=10), NOW)
     # Then the newest batch is the last one written, and the batches are the 15 minutes up to it, newest first
     assert data.newest_batch[c.TIMESTAMP] == stopped
+    assert data.newest_aggregates_batch[c.BATCH_ID] == 0
     assert [(b[c.QUERY], b[c.BATCH_ID]) for b in data.batches] in (
         [(AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 1), (INVALID_EVENTS_QUERY, 1)],
         [(INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 1), (AGGREGATES_QUERY, 1)])

@@ -63,14 +63,23 @@ def test_window_users_are_every_user_of_one_window_only(known_db):
 
 
 @integration
-def test_batches_of_one_hour_bucket_come_newest_first(known_db):
+def test_minutes_of_one_hour_bucket_come_newest_first_with_their_batches_summed(known_db):
     # Given batches at 10:15:00 and 10:15:30 for both queries, and one an hour later
     insert(known_db, c.PIPELINE_METRICS, [batch(q.AGGREGATES_QUERY, T0 + 75 * MIN, 3, 1, 1.0)])
     # When the 10 o'clock hour bucket is read
-    got = q.batches_in(known_db, c.HOUR, "2026-01-15T10")
-    # Then its four batches come back newest first, and the newest of all is the 11:15 one
-    assert [b[c.BATCH_ID] for b in got][:2] == [2, 2] and len(got) == 4
-    assert q.newest_batch(known_db)[c.TIMESTAMP] == T0 + 75 * MIN
+    got = q.minutes_in(known_db, "2026-01-15T10")
+    # Then it holds minute 10:15 of each query, each summing its two batches; the newest minute of all is 11:15
+    assert sorted((d[c.QUERY], d[c.MINUTE]) for d in got) == [(q.AGGREGATES_QUERY, T0 + 15 * MIN),
+                                                              (q.INVALID_EVENTS_QUERY, T0 + 15 * MIN)]
+    assert [r[c.BATCHES] for d in got for r in d[c.RUNS].values()] == [2, 2]
+    assert q.newest_minute(known_db)[c.MINUTE] == T0 + 75 * MIN
+
+
+@integration
+def test_one_batch_is_found_by_its_id(known_db):
+    got = q.batch(known_db, c.metrics_id(q.AGGREGATES_QUERY, "run-1", 2))
+    assert (got[c.BATCH_ID], got[c.INPUT_ROWS]) == (2, 300) and c.ID not in got
+    assert q.batch(known_db, "nope") is None
 
 
 @integration
@@ -91,7 +100,8 @@ def test_queries_on_an_empty_database_return_nothing(mongo_db):
     assert q.newest_catalog_days(mongo_db, c.USER_SESSIONS, 2) == []
     assert q.page_views_in_window(mongo_db, T0, 5) == []
     assert q.window_users(mongo_db, T0) == []
-    assert q.newest_batch(mongo_db) is None
+    assert q.minutes_in(mongo_db, "2026-01-15T10") == []
+    assert q.newest_minute(mongo_db) is None
     assert q.invalid_events_in(mongo_db, c.HOUR, "2026-01-15T10") == []
 
 
@@ -101,7 +111,8 @@ def test_queries_on_an_empty_database_return_nothing(mongo_db):
     (c.PAGE_VIEWS, [c.WINDOW_START, c.VIEWS]),
     (c.USER_SESSIONS, [c.WINDOW_START]),
     (c.PIPELINE_METRICS, [c.TIMESTAMP]),
-    (c.PIPELINE_METRICS, [c.HOUR, c.TIMESTAMP]),
+    (c.PIPELINE_MINUTES, [c.HOUR, c.MINUTE]),
+    (c.PIPELINE_MINUTES, [c.MINUTE]),
     (c.INVALID_EVENTS, [c.HOUR, c.KAFKA_TIMESTAMP]),
     (c.INVALID_EVENTS, [c.DAY, c.KAFKA_TIMESTAMP]),
     (c.WINDOW_CATALOG, [c.COLLECTION, c.DAY]),
