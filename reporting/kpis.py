@@ -86,10 +86,13 @@ def sessions_per_user(window: Doc | None, histogram: Sequence[tuple[int, int]]) 
     return Kpi("Sessions per active user", f"{avg:.2f}", window_text(window), help_text, avg)
 
 
-def _recent(points: Sequence[Doc], query: str, until: datetime, span: timedelta) -> list[Doc]:
-    """The query's per-minute points whose minute starts within `span` before `until` (so they end by it)."""
-    return [p for p in points
-            if p.get(c.QUERY) == query and until - span < labels.as_utc(p[c.MINUTE]) <= until]
+def _recent(points: Sequence[Doc], query: str, newest: datetime, span: timedelta) -> tuple[list[Doc], datetime]:
+    """The query's per-minute points whose minute starts within `span` before its own newest batch, and that batch's
+    time (`newest`, the newest batch of any query, when the query has none): each query is timed by its own batches.
+    """
+    mine = [p for p in points if p.get(c.QUERY) == query]
+    until = max((labels.as_utc(p[c.TIMESTAMP]) for p in mine), default=labels.as_utc(newest))
+    return [p for p in mine if until - span < labels.as_utc(p[c.MINUTE]) <= until], until
 
 
 def _span_text(until: datetime, span: timedelta) -> str:
@@ -103,9 +106,9 @@ def events_per_second(points: Sequence[Doc], newest: datetime | None) -> Kpi:
                  "batch), divided by the time those batches covered (Spark's inputRowsPerSecond, time-weighted).")
     if newest is None:
         return Kpi("Events/s ingested", "—", "no batch yet", help_text)
-    recent = [p for p in _recent(points, AGGREGATES_QUERY, newest, RATE_SPAN)
-              if p.get(c.INPUT_ROWS_PER_SECOND) and p.get(c.INPUT_ROWS)]
-    span = _span_text(newest, RATE_SPAN)
+    recent, until = _recent(points, AGGREGATES_QUERY, newest, RATE_SPAN)
+    recent = [p for p in recent if p.get(c.INPUT_ROWS_PER_SECOND) and p.get(c.INPUT_ROWS)]
+    span = _span_text(until, RATE_SPAN)
     if not recent:
         return Kpi("Events/s ingested", "0", span, help_text, 0.0)
     rows = sum(int(p[c.INPUT_ROWS]) for p in recent)
@@ -120,8 +123,9 @@ def invalid_rate(points: Sequence[Doc], newest: datetime | None) -> Kpi:
                  "last 15 minutes (whole minutes, up to its newest batch).")
     if newest is None:
         return Kpi("Invalid-event rate", "—", "no batch yet", help_text)
-    recent = [p for p in _recent(points, INVALID_EVENTS_QUERY, newest, INVALID_SPAN) if c.INVALID_ROWS in p]
-    span = _span_text(newest, INVALID_SPAN)
+    recent, until = _recent(points, INVALID_EVENTS_QUERY, newest, INVALID_SPAN)
+    recent = [p for p in recent if c.INVALID_ROWS in p]
+    span = _span_text(until, INVALID_SPAN)
     total = sum(int(p.get(c.INPUT_ROWS) or 0) for p in recent)
     if total == 0:
         return Kpi("Invalid-event rate", "—", span, help_text)

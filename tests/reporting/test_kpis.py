@@ -87,6 +87,15 @@ def test_events_per_second_is_zero_when_recent_batches_read_nothing():
     assert kpis.events_per_second(points([batch(AGGREGATES_QUERY, newest, 1, 0, 0.0)]), newest).number == 0.0
 
 
+def test_events_per_second_follows_the_aggregates_querys_own_newest_minute():
+    # Given an aggregates batch at 10:10:55 and a newer invalid_events batch in the next minute (10:11:01)
+    newest = T0 + 11 * MIN + S
+    batches = [batch(AGGREGATES_QUERY, newest - 6 * S, 1, 100, 50.0), batch(INVALID_EVENTS_QUERY, newest, 1, 5, 5.0)]
+    # Then the rate is that of the aggregates query's minute, not a zero for the minute it has not reached yet
+    kpi = kpis.events_per_second(points(batches), newest)
+    assert kpi.number == 50.0 and kpi.window == "batches from 10:10 to 2026-01-15 10:10:55 UTC"
+
+
 def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
     # Given invalid_events batches: 2 of 100 and 6 of 300 invalid in the last 15 minutes, 50 of 50 before that
     newest = T0 + 30 * MIN
