@@ -20,7 +20,8 @@ Doc = dict[str, Any]
 
 # Bounds on what one render may fetch.
 PAGE_LIMIT = 5000  # pages of one 15-min window; the page-views KPI says "≥" when it is hit
-POINT_LIMIT = 720  # per-minute points of both queries: 6 hours
+POINT_HOURS = 6  # health charts cover at most this many hours before the newest batch
+POINT_LIMIT = 2 * 60 * POINT_HOURS  # per-minute points of both queries
 INVALID_LIMIT = 20_000
 SAMPLE_LIMIT = 20
 SAMPLE_RAW_CHARS = 300

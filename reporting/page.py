@@ -19,7 +19,16 @@ from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
 from reporting import charts, health, kpis, labels
-from reporting.loading import INVALID_LIMIT, PAGE_LIMIT, POINT_LIMIT, SAMPLE_LIMIT, PageData, PageRequest, load_page_data
+from reporting.loading import (
+    INVALID_LIMIT,
+    PAGE_LIMIT,
+    POINT_HOURS,
+    POINT_LIMIT,
+    SAMPLE_LIMIT,
+    PageData,
+    PageRequest,
+    load_page_data,
+)
 from reporting.settings import (
     DEFAULT_TIME_RANGE,
     REFRESH_SECONDS,
@@ -211,7 +220,7 @@ def pipeline_health(data: PageData) -> None:
 
     left, right = st.columns(2)
     with left:
-        cut = (f" (the newest {POINT_LIMIT // 2 // 60} hours only)" if len(data.batches) >= POINT_LIMIT else "")
+        cut = (f" (the newest {POINT_HOURS} hours only)" if len(data.batches) >= POINT_LIMIT else "")
         st.markdown(f"**Rows/s in and processed** — aggregates batches per minute, the last {labels.age(span)} "
                     f"to {labels.utc(newest_batch)}{cut}")
         if data.batches:

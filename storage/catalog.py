@@ -23,12 +23,19 @@ class CatalogMerges:
 
     def __init__(self) -> None:
         self._fields: dict[str, dict[str, Any]] = {}
+        self._seen: set[tuple[str, Any, Any, int]] = set()
 
     def record(self, collection: str, doc: Mapping[str, Any]) -> None:
         """Note the window of one document (documents of other collections are ignored)."""
-        if collection in c.AGGREGATE_COLLECTIONS:
-            cid, entry = c.catalog_entry(collection, doc[c.WINDOW_START], doc[c.WINDOW_END], catalog_value(collection, doc))
-            self._fields.setdefault(cid, {}).update(entry)
+        if collection not in c.AGGREGATE_COLLECTIONS:
+            return
+        value = catalog_value(collection, doc)
+        seen = (collection, doc[c.WINDOW_START], doc[c.WINDOW_END], value)
+        if seen in self._seen:  # a window's many keyed documents: format its entry once, not per row
+            return
+        self._seen.add(seen)
+        cid, entry = c.catalog_entry(collection, doc[c.WINDOW_START], doc[c.WINDOW_END], value)
+        self._fields.setdefault(cid, {}).update(entry)
 
     def merges(self) -> list[tuple[str, Merge]]:
         """One catalog `Merge` per (collection, day); idempotent and commutative, so any order or replay is fine."""
