@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 SPARK_VERSION = "4.2.0"
 KAFKA_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}"
 
+# State in RocksDB, off the executor heap, checkpointed as a changelog per batch (a snapshot every few batches)
+# instead of a copy of every changed key. `--conf` given to spark-submit wins. A checkpoint made with another
+# provider keeps it: Spark stores the provider in the checkpoint and restores it from there.
+STATE_STORE_DEFAULTS = {
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
+
 
 def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
     """The job's session. spark-submit's --master/--packages/--jars win; otherwise local[*] + the connector.
@@ -45,6 +54,9 @@ def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
             builder = builder.config("spark.jars", jars)
         else:
             builder = builder.config("spark.jars.packages", KAFKA_PACKAGE)
+    for key, value in STATE_STORE_DEFAULTS.items():
+        if not conf.contains(key):
+            builder = builder.config(key, value)
     return (
         builder.config("spark.sql.session.timeZone", "UTC")  # window bounds and naive timestamps are UTC
         .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
