@@ -4,14 +4,14 @@ Starts its own Mongo-wire server (devstack: mongod when installed, else FerretDB
 in a temporary folder, seeds it, then times the report's data-loading path (`reporting.loading.load_page_data`,
 every query one render makes), the pure KPI/figure building, and whole AppTest runs of the page.
 
-Seeded (all windows sliding by 1 minute, the newest ending around now):
-- active_users: one 5-min window per minute for --days days (10,080 for 7 days);
-- page_views: one 15-min window per minute for --days days, for each of --pages pages;
-- user_sessions: the newest --session-windows 5-min windows only (a week of them for 10k users would be up to
-  100M documents), each with that window's active users drawn from --users users;
-- pipeline_metrics: one batch per query every 10 s for the last --metrics-hours hours;
-- invalid_events: one per minute for --days days;
-- window_catalog and pipeline_minutes: the days of windows and the minutes of batches, as the job records them.
+Seeded through the job's own bucket writes (streaming_job/documents.py), all windows sliding by 1 minute, the newest
+ending around now:
+- active_users: one 5-min window per minute for --days days (10,080 for 7 days), in one document per day;
+- page_views: one 1-minute pane per minute for --days days, each with all --pages pages;
+- user_sessions: the newest --session-panes 1-minute panes, each with that minute's active users drawn from --users
+  users (1-3 sessions each);
+- pipeline_metrics: one batch per query every 10 s for the last --metrics-hours hours, with pipeline_minutes;
+- invalid_events: one per minute for --days days.
 """
 
 from __future__ import annotations
@@ -41,12 +41,9 @@ from pymongo.database import Database  # noqa: E402
 from devstack.mongo import MongoServer  # noqa: E402
 from devstack.stack import free_port  # noqa: E402
 from storage import contract as c  # noqa: E402
-from storage.catalog import catalog_merges  # noqa: E402
 from storage.client import connect  # noqa: E402
 from storage.indexes import ensure_indexes  # noqa: E402
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY  # noqa: E402
-from storage.rollup import rollup_merges  # noqa: E402
-from storage.sink import upsert_operation  # noqa: E402
+from tests.reporting.documents import active, insert, page, session  # noqa: E402
 
 log = logging.getLogger("bench.report")
 MIN = timedelta(minutes=1)
@@ -77,18 +74,6 @@ class QueryTimer(monitoring.CommandListener):
         self.pending.pop(event.request_id, None)
 
 
-def _insert(db: Database, collection: str, docs: list[dict[str, Any]]) -> int:
-    """Insert documents as the job leaves them: windows also in the window catalog, batches summed per minute."""
-    for i in range(0, len(docs), CHUNK):
-        db[collection].insert_many(docs[i:i + CHUNK], ordered=False)
-    derived = rollup_merges(docs) if collection == c.PIPELINE_METRICS else catalog_merges((collection, d) for d in docs)
-    for target in {coll for coll, _ in derived}:
-        ops = [upsert_operation(m, {c.UPDATED_AT: datetime.now(UTC)}) for coll, m in derived if coll == target]
-        for i in range(0, len(ops), CHUNK):
-            db[target].bulk_write(ops[i:i + CHUNK], ordered=False)
-    return len(docs)
-
-
 def _activity(ws: datetime, users: int) -> int:
     """Active users of a 5-min window: a daily wave between 5 % and 20 % of all users."""
     day = (ws.hour * 60 + ws.minute) / 1440
@@ -102,42 +87,40 @@ def seed(db: Database, now: datetime, ns: argparse.Namespace) -> dict[str, int]:
     last = now.replace(second=0, microsecond=0) - MIN
     starts = [last - i * MIN for i in range(ns.days * 1440)][::-1]
     written = now - timedelta(seconds=3)
-    counts = {}
-    counts[c.ACTIVE_USERS] = _insert(db, c.ACTIVE_USERS, [
-        {c.ID: c.window_id(ws), c.WINDOW_START: ws, c.WINDOW_END: ws + 5 * MIN,
-         c.ACTIVE_USERS_COUNT: _activity(ws, ns.users), c.UPDATED_AT: min(ws + 5 * MIN, written)} for ws in starts])
+    counts: dict[str, int] = {}
+
+    def chunked(collection: str, docs: list[dict[str, Any]]) -> None:
+        for i in range(0, len(docs), CHUNK):
+            insert(db, collection, docs[i:i + CHUNK])
+        counts[collection] = counts.get(collection, 0) + len(docs)
+
+    chunked(c.ACTIVE_USERS, [active(ws, _activity(ws, ns.users), written=min(ws + 5 * MIN, written)) for ws in starts])
     pages = [f"/page/{i}" for i in range(ns.pages)]
-    counts[c.PAGE_VIEWS] = _insert(db, c.PAGE_VIEWS, [
-        {c.ID: c.window_id(ws, url), c.WINDOW_START: ws, c.WINDOW_END: ws + 15 * MIN, c.PAGE_URL: url,
-         c.VIEWS: max(1, 3 * _activity(ws, ns.users) // (rank + 1)), c.UPDATED_AT: min(ws + 15 * MIN, written)}
-        for ws in starts for rank, url in enumerate(pages)])
-    sessions = []
-    for ws in starts[-ns.session_windows:]:
-        for u in rng.sample(range(ns.users), _activity(ws, ns.users)):
-            n = rng.choice((1, 1, 1, 2, 2, 3))
-            sessions.append({c.ID: c.window_id(ws, f"u{u}"), c.WINDOW_START: ws, c.WINDOW_END: ws + 5 * MIN,
-                             c.USER_ID: f"u{u}", c.SESSIONS: n, c.EVENTS: n * rng.randint(1, 15),
-                             c.UPDATED_AT: min(ws + 5 * MIN, written)})
-    counts[c.USER_SESSIONS] = _insert(db, c.USER_SESSIONS, sessions)
+    chunked(c.PAGE_VIEWS, [page(ws, url, max(1, _activity(ws, ns.users) // (5 * (rank + 1))))
+                           for ws in starts for rank, url in enumerate(pages)])
+    for ws in starts[-ns.session_panes:]:
+        chunked(c.USER_SESSIONS, [session(ws, f"u{u}", f"s{u}-{k}", rng.randint(1, 15))
+                                  for u in rng.sample(range(ns.users), _activity(ws, ns.users))
+                                  for k in range(rng.choice((1, 1, 1, 2, 2, 3)))])
     batches = []
     for i in range(ns.metrics_hours * 360):
         at = now - timedelta(seconds=10 * i)
-        for query, extra in ((AGGREGATES_QUERY, c.VALID_ROWS), (INVALID_EVENTS_QUERY, c.INVALID_ROWS)):
+        for query, extra in ((c.AGGREGATES_QUERY, c.VALID_ROWS), (c.INVALID_EVENTS_QUERY, c.INVALID_ROWS)):
             rows = rng.randint(800, 1200)
             batches.append({c.ID: c.metrics_id(query, "bench", i), c.QUERY: query, c.RUN_ID: "bench", c.BATCH_ID: i,
                             c.TIMESTAMP: at, c.INPUT_ROWS: rows, c.INPUT_ROWS_PER_SECOND: rows / 10,
                             c.PROCESSED_ROWS_PER_SECOND: rows / 2, c.BATCH_DURATION_MS: rng.randint(300, 900),
                             c.WATERMARK: at - 10 * MIN, c.STATE_ROWS: 50_000, c.DROPPED_BY_WATERMARK: 0,
-                            c.DUPLICATES_DROPPED: 0, extra: rows // 100 if extra == c.INVALID_ROWS else rows,
-                            **c.time_buckets(at)})
-    counts[c.PIPELINE_METRICS] = _insert(db, c.PIPELINE_METRICS, batches)
-    counts[c.INVALID_EVENTS] = _insert(db, c.INVALID_EVENTS, [
+                            c.DUPLICATES_DROPPED: 0, extra: rows // 100 if extra == c.INVALID_ROWS else rows})
+    chunked(c.PIPELINE_METRICS, batches)
+    chunked(c.INVALID_EVENTS, [
         {c.ID: c.invalid_event_id("clickstream", 0, i), c.REASON: c.INVALID_REASONS[i % len(c.INVALID_REASONS)],
          c.DETAIL: "bench", c.RAW: "{" * (i % 50), c.RAW_TRUNCATED: False, c.TOPIC: "clickstream", c.PARTITION: 0,
          c.OFFSET: i, c.KAFKA_TIMESTAMP: ws + timedelta(seconds=17), c.STORED_AT: ws + MIN,
          **c.time_buckets(ws + timedelta(seconds=17))}
         for i, ws in enumerate(starts)])
-    return counts
+    return {k: v for k, v in counts.items()} | {f"{coll}_documents": db[coll].estimated_document_count()
+                                                for coll in c.AGGREGATE_COLLECTIONS}
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -148,7 +131,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: timedelta, repeat: int) -> dict[str, Any]:
     """Time `load_page_data` (all queries of one render) `repeat` times, plus the page's pure building."""
     from reporting import charts, health, kpis
-    from reporting.loading import PAGE_LIMIT, PageRequest, load_page_data
+    from reporting.loading import PageRequest, load_page_data
 
     request = PageRequest(time_range, top_pages=10, top_users=10)
     runs, per_query = [], []
@@ -161,18 +144,19 @@ def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: tim
         per_query.append({k: sum(v) for k, v in timer.times.items()})
     assert data is not None
     started = time.perf_counter()
-    newest = data.newest_batch[c.TIMESTAMP] if data.newest_batch else None
+    points = data.health.points
+    newest = data.health.newest[c.TIMESTAMP] if data.health.newest else None
     kpis.active_users(data.latest_active, data.previous_active)
-    kpis.page_views(data.pages_window, data.pages, PAGE_LIMIT)
-    kpis.sessions_per_user(data.sessions_window, data.histogram)
-    kpis.events_per_second(data.batches, newest)
-    kpis.invalid_rate(data.batches, newest)
-    health.batch_figures(data.newest_aggregates_batch, data.batches)
+    kpis.page_views(data.pages)
+    kpis.sessions_per_user(data.sessions)
+    kpis.events_per_second(points, newest)
+    kpis.invalid_rate(points, newest)
+    health.batch_figures(data.health.newest_aggregates_batch, points)
     charts.active_users_line(data.series)
-    charts.top_pages_bar(data.pages, 10)
-    charts.sessions_histogram(data.histogram)
-    charts.throughput_lines(data.batches)
-    charts.batch_duration_lines(data.batches)
+    charts.top_pages_bar(data.pages.pages if data.pages else [], 10)
+    charts.sessions_histogram(data.sessions.histogram if data.sessions else [])
+    charts.throughput_lines(points)
+    charts.batch_duration_lines(points)
     size = charts.bucket_size(time_range)
     charts.invalid_by_reason(charts.invalid_counts(data.invalid_events, size), size)
     build = time.perf_counter() - started
@@ -181,8 +165,8 @@ def time_loading(db: Database, timer: QueryTimer, now: datetime, time_range: tim
         "load": _stats(runs),
         "queries_per_render": sum(len(v) for v in timer.times.values()),
         "per_query_s": {k: round(v, 4) for k, v in sorted(median_run.items(), key=lambda kv: -kv[1])},
-        "fetched": {"series_points": len(data.series), "pages": len(data.pages), "histogram_rows": len(data.histogram),
-                    "top_users": len(data.top_users), "minute_points": len(data.batches),
+        "fetched": {"series_points": len(data.series), "pages": data.pages.distinct_pages if data.pages else 0,
+                    "window_users": data.sessions.users if data.sessions else 0, "minute_points": len(points),
                     "invalid_events": len(data.invalid_events), "invalid_samples": len(data.invalid_samples)},
         "build_kpis_and_figures_s": round(build, 4),
     }
@@ -217,8 +201,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7, help="days of 1-minute windows (default %(default)s)")
     p.add_argument("--users", type=int, default=10_000, help="distinct users (default %(default)s)")
     p.add_argument("--pages", type=int, default=20, help="distinct pages (default %(default)s)")
-    p.add_argument("--session-windows", type=int, default=60,
-                   help="newest windows that get user_sessions documents (default %(default)s)")
+    p.add_argument("--session-panes", type=int, default=60,
+                   help="newest 1-minute panes that get user_sessions values (default %(default)s)")
     p.add_argument("--metrics-hours", type=int, default=24, help="hours of batch metrics (default %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="timed renders per measurement (default %(default)s)")
     p.add_argument("--no-apptest", action="store_true", help="skip the AppTest renders")
@@ -227,7 +211,7 @@ def main_parser() -> argparse.ArgumentParser:
 
 def run_cli(args: list[str] | None = None) -> int:
     ns = main_parser().parse_args(args)
-    if min(ns.days, ns.users, ns.pages, ns.session_windows, ns.metrics_hours, ns.repeat) < 1:
+    if min(ns.days, ns.users, ns.pages, ns.session_panes, ns.metrics_hours, ns.repeat) < 1:
         main_parser().error("every count must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("streamlit").setLevel(logging.ERROR)
@@ -249,7 +233,7 @@ def run_cli(args: list[str] | None = None) -> int:
             result: dict[str, Any] = {
                 "server": server.flavour,
                 "seeded": {**counts, "seconds": round(seeded_s, 1), "days": ns.days, "users": ns.users,
-                           "pages": ns.pages, "session_windows": ns.session_windows, "metrics_hours": ns.metrics_hours},
+                           "pages": ns.pages, "session_panes": ns.session_panes, "metrics_hours": ns.metrics_hours},
                 "render_1h_range": time_loading(db, timer, now, timedelta(hours=1), ns.repeat),
                 "render_7d_range": time_loading(db, timer, now, timedelta(days=7), ns.repeat),
             }

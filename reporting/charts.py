@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 
 from reporting import labels
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
 
 Doc = dict[str, Any]
 _HEIGHT = 320
@@ -61,7 +60,7 @@ def _by_time(batches: Sequence[Doc], query: str) -> list[Doc]:
 
 def throughput_lines(batches: Sequence[Doc]) -> go.Figure:
     """Rows/s read from Kafka and processed by the aggregates query, per minute of batches (time-weighted)."""
-    agg = _by_time(batches, AGGREGATES_QUERY)
+    agg = _by_time(batches, c.AGGREGATES_QUERY)
     x = [labels.as_utc(b[c.TIMESTAMP]) for b in agg]
     fig = go.Figure([
         go.Scatter(x=x, y=[float(b.get(c.INPUT_ROWS_PER_SECOND) or 0) for b in agg], mode="lines", name="input rows/s"),
@@ -74,7 +73,7 @@ def throughput_lines(batches: Sequence[Doc]) -> go.Figure:
 def batch_duration_lines(batches: Sequence[Doc]) -> go.Figure:
     """Mean batch duration of each streaming query, per minute of batches."""
     traces = []
-    for query in (AGGREGATES_QUERY, INVALID_EVENTS_QUERY):
+    for query in (c.AGGREGATES_QUERY, c.INVALID_EVENTS_QUERY):
         rows = _by_time(batches, query)
         if rows:
             traces.append(go.Scatter(x=[labels.as_utc(b[c.TIMESTAMP]) for b in rows],

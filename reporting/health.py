@@ -10,7 +10,6 @@ from typing import Any
 
 from reporting import labels
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY
 
 Doc = dict[str, Any]
 
@@ -80,7 +79,7 @@ class BatchFigures:
 
 def batch_figures(newest: Doc | None, points: Sequence[Doc]) -> BatchFigures:
     """Figures of the newest `aggregates` batch, plus drop totals over the aggregates query's per-minute points."""
-    agg = [p for p in points if p.get(c.QUERY) == AGGREGATES_QUERY]
+    agg = [p for p in points if p.get(c.QUERY) == c.AGGREGATES_QUERY]
     totals = {"dropped_late": sum(int(p.get(c.DROPPED_BY_WATERMARK) or 0) for p in agg),
               "duplicates_dropped": sum(int(p.get(c.DUPLICATES_DROPPED) or 0) for p in agg),
               "batches": sum(int(p.get(c.BATCHES) or 0) for p in agg)}

@@ -9,19 +9,12 @@ from typing import Any
 
 from reporting import labels
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from storage.reads import LATEST_RULE, PageViews, Sessions
 
 Doc = dict[str, Any]
 
 RATE_SPAN = timedelta(minutes=1)
 INVALID_SPAN = timedelta(minutes=15)
-
-LATEST_RULE = (
-    "The latest complete window is the newest one whose end is at or before now (UTC); when every stored "
-    "window ends after now (clock skew, future-stamped events), the newest stored window is used instead. "
-    "Replayed, historical data therefore shows its own newest window."
-)
-
 
 @dataclass(frozen=True)
 class Kpi:
@@ -34,14 +27,6 @@ class Kpi:
     number: float | None = None
     delta: str | None = None
     delta_description: str | None = None
-
-
-def pick_latest_complete(windows: Sequence[Doc], now: datetime) -> tuple[Doc | None, Doc | None]:
-    """From windows sorted newest first, the newest that ended by `now` and the one stored just before it."""
-    for i, w in enumerate(windows):
-        if labels.as_utc(w[c.WINDOW_END]) <= now:
-            return w, (windows[i + 1] if i + 1 < len(windows) else None)
-    return None, None
 
 
 def window_text(w: Doc | None) -> str:
@@ -64,26 +49,24 @@ def active_users(latest: Doc | None, previous: Doc | None) -> Kpi:
     return Kpi("Active users", labels.count(n), window_text(latest), help_text, float(n), delta, since)
 
 
-def page_views(window: Doc | None, pages: Sequence[Doc], page_limit: int) -> Kpi:
-    """Page views summed over every page of the latest complete page_views window."""
-    help_text = f"Sum of page_view events over all pages in the window. {LATEST_RULE}"
-    if window is None:
+def page_views(views: PageViews | None) -> Kpi:
+    """Page views summed over every page of the page-views window ending with the latest complete window."""
+    help_text = ("Sum of page_view events over all pages in the page-views window that ends with the latest "
+                 f"complete active-users window. {LATEST_RULE}")
+    if views is None:
         return Kpi("Page views", "—", window_text(None), help_text)
-    total = sum(int(p[c.VIEWS]) for p in pages)
-    text = labels.count(total)
-    if len(pages) >= page_limit:  # the query stopped at its limit: the sum is a lower bound
-        text = f"≥ {text}"
-    return Kpi("Page views", text, window_text(window), help_text, float(total))
+    return Kpi("Page views", labels.count(views.total_views), window_text(views.window), help_text,
+               float(views.total_views))
 
 
-def sessions_per_user(window: Doc | None, histogram: Sequence[tuple[int, int]]) -> Kpi:
-    """Average sessions per active user in the latest complete user_sessions window."""
+def sessions_per_user(sessions: Sessions | None) -> Kpi:
+    """Average sessions per active user in the user-sessions window ending with the latest complete window."""
     help_text = f"Sum of sessions over the users of the window, divided by those users. {LATEST_RULE}"
-    users = sum(n for _, n in histogram)
-    if window is None or users == 0:
-        return Kpi("Sessions per active user", "—", window_text(window), help_text)
-    avg = sum(k * n for k, n in histogram) / users
-    return Kpi("Sessions per active user", f"{avg:.2f}", window_text(window), help_text, avg)
+    users = sum(n for _, n in sessions.histogram) if sessions else 0
+    if sessions is None or users == 0:
+        return Kpi("Sessions per active user", "—", window_text(sessions.window if sessions else None), help_text)
+    avg = sum(k * n for k, n in sessions.histogram) / users
+    return Kpi("Sessions per active user", f"{avg:.2f}", window_text(sessions.window), help_text, avg)
 
 
 def _recent(points: Sequence[Doc], query: str, newest: datetime, span: timedelta) -> tuple[list[Doc], datetime]:
@@ -106,7 +89,7 @@ def events_per_second(points: Sequence[Doc], newest: datetime | None) -> Kpi:
                  "batch), divided by the time those batches covered (Spark's inputRowsPerSecond, time-weighted).")
     if newest is None:
         return Kpi("Events/s ingested", "—", "no batch yet", help_text)
-    recent, until = _recent(points, AGGREGATES_QUERY, newest, RATE_SPAN)
+    recent, until = _recent(points, c.AGGREGATES_QUERY, newest, RATE_SPAN)
     recent = [p for p in recent if p.get(c.INPUT_ROWS_PER_SECOND) and p.get(c.INPUT_ROWS)]
     span = _span_text(until, RATE_SPAN)
     if not recent:
@@ -123,7 +106,7 @@ def invalid_rate(points: Sequence[Doc], newest: datetime | None) -> Kpi:
                  "last 15 minutes (whole minutes, up to its newest batch).")
     if newest is None:
         return Kpi("Invalid-event rate", "—", "no batch yet", help_text)
-    recent, until = _recent(points, INVALID_EVENTS_QUERY, newest, INVALID_SPAN)
+    recent, until = _recent(points, c.INVALID_EVENTS_QUERY, newest, INVALID_SPAN)
     recent = [p for p in recent if c.INVALID_ROWS in p]
     span = _span_text(until, INVALID_SPAN)
     total = sum(int(p.get(c.INPUT_ROWS) or 0) for p in recent)

@@ -21,7 +21,6 @@ from streamlit_autorefresh import st_autorefresh
 from reporting import charts, health, kpis, labels
 from reporting.loading import (
     INVALID_LIMIT,
-    PAGE_LIMIT,
     POINT_HOURS,
     POINT_LIMIT,
     SAMPLE_LIMIT,
@@ -41,7 +40,6 @@ from reporting.settings import (
 )
 from storage import contract as c
 from storage.client import connect, mask_uri
-from storage.queries import AGGREGATES_QUERY
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 # Page data is shared between reruns and sessions for this long: the fastest auto-refresh.
@@ -128,14 +126,13 @@ def _utc_row(doc: dict[str, Any], *fields: str) -> dict[str, Any]:
 
 
 def kpi_row(data: PageData) -> None:
-    newest = data.newest_batch[c.TIMESTAMP] if data.newest_batch else None
-    newest = labels.as_utc(newest) if newest else None
+    newest = labels.as_utc(data.health.newest[c.TIMESTAMP]) if data.health.newest else None
     row = [
         kpis.active_users(data.latest_active, data.previous_active),
-        kpis.page_views(data.pages_window, data.pages, PAGE_LIMIT),
-        kpis.sessions_per_user(data.sessions_window, data.histogram),
-        kpis.events_per_second(data.batches, newest),
-        kpis.invalid_rate(data.batches, newest),
+        kpis.page_views(data.pages),
+        kpis.sessions_per_user(data.sessions),
+        kpis.events_per_second(data.health.points, newest),
+        kpis.invalid_rate(data.health.points, newest),
     ]
     for col, k in zip(st.columns(len(row)), row, strict=True):
         with col:
@@ -149,8 +146,8 @@ def activity(data: PageData) -> None:
     left, right = st.columns(2)
     with left:
         title = "**Active users over time**"
-        if data.latest_active:
-            title += (f" — {kpis.window_text(data.latest_active).split(' window ')[0]} windows starting in the "
+        if data.latest_active and data.layout:
+            title += (f" — {labels.minutes(data.layout.active_users.size)} windows starting in the "
                       f"{labels.age(data.request.time_range)} up to {labels.utc(data.latest_active[c.WINDOW_START])}")
         st.markdown(title)
         if data.series:
@@ -161,28 +158,34 @@ def activity(data: PageData) -> None:
             st.caption("No active-user windows in this range yet.")
     with right:
         n = data.request.top_pages
-        title = f"**Top {n} pages** — {kpis.window_text(data.pages_window)}"
+        pages = data.pages.pages if data.pages else []
+        title = f"**Top {n} pages** — {kpis.window_text(data.pages.window if data.pages else None)}"
         st.markdown(title)
-        if data.pages:
-            st.plotly_chart(charts.top_pages_bar(data.pages, n), key="chart_top_pages")
-            with st.expander("Raw data: page views in the window"):
-                _table([_utc_row(p, c.PAGE_URL, c.VIEWS) for p in data.pages])
+        if pages:
+            st.plotly_chart(charts.top_pages_bar(pages, n), key="chart_top_pages")
+            shown = "" if len(pages) == data.pages.distinct_pages else f" (the top {len(pages):,} of " \
+                f"{data.pages.distinct_pages:,})"
+            with st.expander(f"Raw data: page views in the window{shown}"):
+                _table([_utc_row(p, c.PAGE_URL, c.VIEWS) for p in pages])
         else:
             st.caption("No page views yet.")
 
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**Sessions per user** — {kpis.window_text(data.sessions_window)}")
-        if data.histogram:
-            st.plotly_chart(charts.sessions_histogram(data.histogram), key="chart_sessions")
+        window = data.sessions.window if data.sessions else None
+        histogram = data.sessions.histogram if data.sessions else []
+        st.markdown(f"**Sessions per user** — {kpis.window_text(window)}")
+        if histogram:
+            st.plotly_chart(charts.sessions_histogram(histogram), key="chart_sessions")
             with st.expander("Raw data: users by session count"):
-                _table([{"sessions": k, "users": n} for k, n in data.histogram])
+                _table([{"sessions": k, "users": n} for k, n in histogram])
         else:
             st.caption("No user sessions yet.")
     with right:
         st.markdown(f"**Top {data.request.top_users} users** by events, then sessions — "
-                    f"{kpis.window_text(data.sessions_window)}")
-        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in data.top_users], "No user sessions yet.")
+                    f"{kpis.window_text(window)}")
+        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in (data.sessions.top_users if data.sessions else [])],
+               "No user sessions yet.")
 
 
 _ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Level.RED: st.error,
@@ -192,14 +195,15 @@ _ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Le
 def pipeline_health(data: PageData) -> None:
     st.subheader("Pipeline health")
     newest_write = data.newest_active.get(c.UPDATED_AT) if data.newest_active else None
-    newest_batch = data.newest_batch[c.TIMESTAMP] if data.newest_batch else None
+    newest_batch = data.health.newest[c.TIMESTAMP] if data.health.newest else None
+    points = data.health.points
     left, right = st.columns(2)
     for col, f in ((left, health.freshness("aggregate", newest_write, data.now, health.AGGREGATE_RULE)),
                    (right, health.freshness("batch", newest_batch, data.now, health.BATCH_RULE))):
         with col:
             _ALERT[f.level](f.message)
 
-    fig = health.batch_figures(data.newest_aggregates_batch, data.batches)
+    fig = health.batch_figures(data.health.newest_aggregates_batch, points)
     span = max(data.request.time_range, timedelta(minutes=15))
     cols = st.columns(6)
     figures = [
@@ -220,26 +224,26 @@ def pipeline_health(data: PageData) -> None:
 
     left, right = st.columns(2)
     with left:
-        cut = (f" (the newest {POINT_HOURS} hours only)" if len(data.batches) >= POINT_LIMIT else "")
+        cut = (f" (the newest {POINT_HOURS} hours only)" if len(points) >= POINT_LIMIT else "")
         st.markdown(f"**Rows/s in and processed** — aggregates batches per minute, the last {labels.age(span)} "
                     f"to {labels.utc(newest_batch)}{cut}")
-        if data.batches:
-            st.plotly_chart(charts.throughput_lines(data.batches), key="chart_throughput")
+        if points:
+            st.plotly_chart(charts.throughput_lines(points), key="chart_throughput")
             with st.expander("Raw data: rows/s per minute of aggregates batches"):
                 _table([_utc_row(b, c.MINUTE, c.BATCHES, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
-                                 c.PROCESSED_ROWS_PER_SECOND) for b in data.batches
-                        if b.get(c.QUERY) == AGGREGATES_QUERY])
+                                 c.PROCESSED_ROWS_PER_SECOND) for b in points
+                        if b.get(c.QUERY) == c.AGGREGATES_QUERY])
         else:
             st.caption("No batches yet.")
     with right:
         st.markdown("**Batch duration** — mean per minute, per streaming query")
-        if data.batches:
-            st.plotly_chart(charts.batch_duration_lines(data.batches), key="chart_batch_duration")
-            with st.expander(f"Raw data: {len(data.batches):,} minutes of both queries' batches (newest first)"):
+        if points:
+            st.plotly_chart(charts.batch_duration_lines(points), key="chart_batch_duration")
+            with st.expander(f"Raw data: {len(points):,} minutes of both queries' batches (newest first)"):
                 _table([_utc_row(b, c.QUERY, c.MINUTE, c.BATCHES, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS,
                                  c.BATCH_DURATION_MS, c.MAX_BATCH_DURATION_MS, c.WATERMARK, c.STATE_ROWS,
                                  c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS, c.INVALID_ROWS)
-                        for b in data.batches])
+                        for b in points])
         else:
             st.caption("No batches yet.")
 

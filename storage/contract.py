@@ -5,7 +5,9 @@ Declared once here and imported everywhere else, so a rename is a one-line chang
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 DEFAULT_DATABASE = "clickpulse"
 
@@ -15,40 +17,57 @@ PAGE_VIEWS = "page_views"
 USER_SESSIONS = "user_sessions"
 INVALID_EVENTS = "invalid_events"
 PIPELINE_METRICS = "pipeline_metrics"
-WINDOW_CATALOG = "window_catalog"
 PIPELINE_MINUTES = "pipeline_minutes"
+PIPELINE_LAYOUT = "pipeline_layout"
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
-ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, WINDOW_CATALOG)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT)
 
-# Fields shared by the window aggregates
 ID = "_id"
-WINDOW_START = "window_start"
-WINDOW_END = "window_end"
 UPDATED_AT = "updated_at"
 
-# active_users: {_id, window_start, window_end, active_users, updated_at}
+# The window aggregates are stored as buckets (MongoDB's bucket pattern): a few documents hold many values, and a
+# batch `$set`s only the values that changed, so a batch writes as many documents as the windows it touched, not one
+# per (window, key). Every value is complete (never an increment), so a replayed batch rewrites the same values.
+#
+# active_users: one document per UTC day of window start, the day's windows inside:
+#   {_id: "<YYYY-MM-DD>", day, window_seconds, active_users: {"HHMMSS": distinct users of the window starting then},
+#    updated_at}
+DAY = "day"  # "2026-11-23"
+WINDOW_SECONDS = "window_seconds"
 ACTIVE_USERS_COUNT = "active_users"
-# page_views: {_id, window_start, window_end, page_url, views, updated_at}
-PAGE_URL = "page_url"
+#
+# page_views and user_sessions are stored per pane: a slide-long slice of event time (1 minute by default). A window
+# is the union of the panes it covers (a 15-minute window sliding by 1 minute = 15 panes), so an event updates one
+# pane instead of every window it falls in; the read API (storage/reads.py) sums a window's panes. A pane's keys are
+# spread over a fixed number of shard documents by a stable hash, so no document grows past a few thousand keys:
+#   page_views:    {_id: "<pane start>|<shard>", pane_start, pane_end, shard, views: {"<page_url>": views}, updated_at}
+#   user_sessions: {_id: "<pane start>|<shard>", pane_start, pane_end, shard,
+#                   events: {"<user_id>|<session_id>": events of that user in that session in the pane}, updated_at}
+# Keys are escaped (`escape_key`): a field name may not contain "." or start with "$", and "|" separates user and
+# session. A window's sessions per user are the distinct session ids of its panes, its events their sum.
+PANE_START = "pane_start"
+PANE_END = "pane_end"
+SHARD = "shard"
 VIEWS = "views"
-# user_sessions: {_id, window_start, window_end, user_id, sessions, events, updated_at}
+EVENTS = "events"
+SHARDS = {PAGE_VIEWS: 16, USER_SESSIONS: 64}  # fixed: a key's shard must never change between runs
+#
+# pipeline_layout: what the job computes, so readers know each aggregate's window (written at job start):
+#   {_id: "windows", active_users: {window_seconds, slide_seconds}, page_views: {...}, user_sessions: {...}, updated_at}
+LAYOUT_ID = "windows"
+SLIDE_SECONDS = "slide_seconds"
+
+# Fields of windows as the read API returns them (and the report shows them)
+WINDOW_START = "window_start"
+WINDOW_END = "window_end"
+PAGE_URL = "page_url"
 USER_ID = "user_id"
 SESSIONS = "sessions"
-EVENTS = "events"
 
 # Time buckets: UTC text that makes a time range a few equality lookups (a server that pushes down only
 # equality filters, like FerretDB v1, then never scans a whole collection for the report).
-DAY = "day"  # "2026-11-23"
 HOUR = "hour"  # "2026-11-23T14"
-
-# window_catalog: which windows exist, one document per aggregate collection and UTC day of window start:
-# {_id: "<collection>|<day>", collection, day, window_seconds, windows: {"HHMMSS": value}, updated_at}.
-# `value` is the window's distinct users for active_users (so the catalog is also the active-users series) and
-# 1 for page_views and user_sessions. The job records a window after writing its documents.
-COLLECTION = "collection"
-WINDOW_SECONDS = "window_seconds"
-WINDOWS = "windows"
 
 # invalid_events: {_id, reason, detail, raw, raw_truncated, topic, partition, offset, kafka_timestamp, stored_at,
 #                  day, hour} (the buckets of kafka_timestamp)
@@ -80,7 +99,7 @@ AGGREGATES_QUERY = "aggregates"
 INVALID_EVENTS_QUERY = "invalid_events"
 QUERIES = (AGGREGATES_QUERY, INVALID_EVENTS_QUERY)
 
-# pipeline_metrics: one document per micro-batch per streaming query (plus day and hour of its timestamp)
+# pipeline_metrics: one document per micro-batch per streaming query
 QUERY = "query"
 RUN_ID = "run_id"
 BATCH_ID = "batch_id"
@@ -175,25 +194,50 @@ def minute_id(query: str, ts: datetime) -> str:
     return f"{query}|{minute_start(ts):%Y-%m-%dT%H:%M}"
 
 
-def catalog_id(collection: str, day: str) -> str:
-    """Document id of one aggregate collection's catalog for one UTC day."""
-    return f"{collection}|{day}"
+def window_day_key(window_start: datetime) -> tuple[str, str]:
+    """(document id, key inside it) of an active-users window: its start's UTC day, and its time of day "HHMMSS"."""
+    start = _utc(window_start)
+    return start.strftime("%Y-%m-%d"), start.strftime("%H%M%S")
 
 
-def catalog_key(window_start: datetime) -> str:
-    """Key of a window inside its day's catalog document: the start's UTC time of day."""
-    return _utc(window_start).strftime("%H%M%S")
-
-
-def catalog_start(day: str, key: str) -> datetime:
-    """Inverse of (`day_bucket`, `catalog_key`): the window start a catalog entry stands for."""
+def window_start_of(day: str, key: str) -> datetime:
+    """Inverse of `window_day_key`: the (aware UTC) start of the window stored under `key` in `day`'s document."""
     return datetime.strptime(f"{day}{key}", "%Y-%m-%d%H%M%S").replace(tzinfo=UTC)
 
 
-def catalog_entry(collection: str, window_start: datetime, window_end: datetime, value: int) -> tuple[str, dict[str, object]]:
-    """(_id, fields to `$set`) that record one window in its day's catalog document (idempotent, commutative)."""
-    day = day_bucket(window_start)
-    return catalog_id(collection, day), {
-        COLLECTION: collection, DAY: day, WINDOW_SECONDS: int((window_end - window_start).total_seconds()),
-        f"{WINDOWS}.{catalog_key(window_start)}": value,
-    }
+def pane_id(pane_start: datetime, shard: int) -> str:
+    """Document id of one shard of one pane."""
+    return f"{iso_minute(pane_start)}|{shard:02d}"
+
+
+def shard_of(key: str, collection: str) -> int:
+    """The shard a key's values live in: a stable hash (CRC-32 of its UTF-8), the same in every process and run."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % SHARDS[collection]
+
+
+# Characters a field name cannot hold as they are: "." (a path separator), "$" (operators), "|" (our separator),
+# "%" (the escape itself) and control characters (PostgreSQL's JSONB, under FerretDB, refuses U+0000).
+_ESCAPED = frozenset("%.$|") | frozenset(chr(i) for i in range(0x20)) | {"\x7f"}
+
+
+def escape_key(text: str) -> str:
+    """A field name that stands for `text`: the characters above as %XX (uppercase hex), everything else as it is."""
+    if not any(ch in _ESCAPED for ch in text):
+        return text
+    return "".join(f"%{ord(ch):02X}" if ch in _ESCAPED else ch for ch in text)
+
+
+def unescape_key(name: str) -> str:
+    """Inverse of `escape_key`."""
+    return unquote(name) if "%" in name else name
+
+
+def session_key(user_id: str, session_id: str) -> str:
+    """The user_sessions field name of one (user, session) pair."""
+    return f"{escape_key(user_id)}|{escape_key(session_id)}"
+
+
+def split_session_key(name: str) -> tuple[str, str]:
+    """Inverse of `session_key`: (user_id, session_id)."""
+    user, session = name.split("|", 1)
+    return unescape_key(user), unescape_key(session)

@@ -15,10 +15,11 @@ log = logging.getLogger(__name__)
 
 # (collection, keys, unique). Each read the report makes is covered by one of these.
 INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
-    (c.ACTIVE_USERS, [(c.WINDOW_START, DESCENDING)], True),
-    (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.PAGE_URL, ASCENDING)], True),
-    (c.PAGE_VIEWS, [(c.WINDOW_START, DESCENDING), (c.VIEWS, DESCENDING)], False),
-    (c.USER_SESSIONS, [(c.WINDOW_START, DESCENDING), (c.USER_ID, ASCENDING)], True),
+    # active_users is read by `_id` (its UTC day) and, for old data, by day: one small document per day
+    (c.ACTIVE_USERS, [(c.DAY, DESCENDING)], False),
+    # pane shards are read by pane start, every shard at once
+    (c.PAGE_VIEWS, [(c.PANE_START, ASCENDING)], False),
+    (c.USER_SESSIONS, [(c.PANE_START, ASCENDING)], False),
     (c.INVALID_EVENTS, [(c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.REASON, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.QUERY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
@@ -28,7 +29,6 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     # Not unique: a second unique index would stop MongoDB retrying concurrent upserts of one new `_id`.
     (c.PIPELINE_MINUTES, [(c.HOUR, ASCENDING), (c.MINUTE, DESCENDING)], False),
     (c.PIPELINE_MINUTES, [(c.MINUTE, DESCENDING)], False),
-    (c.WINDOW_CATALOG, [(c.COLLECTION, ASCENDING), (c.DAY, DESCENDING)], False),
 )
 
 # Retention is measured on `updated_at` (wall clock of the last write), never on event time,
@@ -39,8 +39,8 @@ RETENTION_FIELD = {
     c.USER_SESSIONS: c.UPDATED_AT,
     c.INVALID_EVENTS: c.STORED_AT,
     c.PIPELINE_METRICS: c.TIMESTAMP,
-    c.WINDOW_CATALOG: c.UPDATED_AT,
     c.PIPELINE_MINUTES: c.UPDATED_AT,
+    c.PIPELINE_LAYOUT: c.UPDATED_AT,
 }
 
 _NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`

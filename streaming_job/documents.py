@@ -1,40 +1,93 @@
-"""Turning the job's output rows into storage-contract documents (runs on executors, per partition)."""
+"""Turning the job's output rows into storage-contract writes (runs on executors, per partition).
+
+Aggregate rows become bucket `Merge`s (storage/contract.py): each changed value is one field `$set` into the document
+of its day (active users) or of its pane and shard (page views, user sessions), and a partition's values of one
+document go out as one write.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from storage import contract as c
-from storage.catalog import CatalogMerges
 from storage.sink import Merge
-from streaming_job.windows import ACTIVE, SESSIONS
+from streaming_job.windows import ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS
 
 Pair = tuple[str, dict[str, Any] | Merge]
 
+# Values `$set` in one write at most; a bucket with more changes in one partition gets several writes (rare: a pane
+# shard of a busy site). Bounds the size of a command and of what a partition holds before writing.
+MAX_VALUES_PER_WRITE = 2000
+# Buffered values of a partition at most before everything buffered is written.
+MAX_BUFFERED_VALUES = 200_000
 
-def _document(r: Any) -> tuple[str, dict[str, Any]]:
-    bounds = {c.WINDOW_START: r.window_start, c.WINDOW_END: r.window_end}
-    if r.kind == ACTIVE:
-        return c.ACTIVE_USERS, {c.ID: c.window_id(r.window_start), **bounds, c.ACTIVE_USERS_COUNT: r.members}
-    if r.kind == SESSIONS:
-        return c.USER_SESSIONS, {c.ID: c.window_id(r.window_start, r.key), **bounds, c.USER_ID: r.key,
-                                 c.SESSIONS: r.members, c.EVENTS: r.events}
-    return c.PAGE_VIEWS, {c.ID: c.window_id(r.window_start, r.key), **bounds, c.PAGE_URL: r.key, c.VIEWS: r.events}
+# Written in this order within a partition: the panes before the active-users windows, because the report finds
+# windows through active_users and should find their panes written.
+_ORDER = (USER_SESSIONS, PAGE_VIEWS, ACTIVE_USERS)
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds())
+
+
+def _bucket(r: Any) -> tuple[str, str, dict[str, Any], str, int]:
+    """(collection, document id, the document's own fields, value's field, value) of one aggregate row."""
+    if r.kind == ACTIVE_USERS:
+        day, key = c.window_day_key(r.window_start)
+        head = {c.DAY: day, c.WINDOW_SECONDS: _seconds(r.window_start, r.window_end)}
+        return ACTIVE_USERS, day, head, f"{c.ACTIVE_USERS_COUNT}.{key}", int(r.users)
+    shard = c.shard_of(r.key, r.kind)
+    head = {c.PANE_START: r.window_start, c.PANE_END: r.window_end, c.SHARD: shard}
+    if r.kind == USER_SESSIONS:
+        return USER_SESSIONS, c.pane_id(r.window_start, shard), head, f"{c.EVENTS}.{c.session_key(r.key, r.subkey)}", \
+            int(r.events)
+    return PAGE_VIEWS, c.pane_id(r.window_start, shard), head, f"{c.VIEWS}.{c.escape_key(r.key)}", int(r.events)
+
+
+class _Buckets:
+    """A partition's pending `$set`s, grouped by (collection, document id) in first-seen order."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.values = 0
+
+    def add(self, collection: str, doc_id: str, head: dict[str, Any], field: str, value: int) -> Merge | None:
+        """Add one value; return the bucket's `Merge` (and forget it) once it holds MAX_VALUES_PER_WRITE values."""
+        fields = self._docs.setdefault((collection, doc_id), dict(head))
+        if field not in fields:
+            self.values += 1
+        fields[field] = value
+        if len(fields) - len(head) >= MAX_VALUES_PER_WRITE:
+            self.values -= len(fields) - len(head)
+            return Merge(doc_id, self._docs.pop((collection, doc_id)))
+        return None
+
+    def drain(self) -> Iterator[Pair]:
+        for collection in _ORDER:
+            for (coll, doc_id), fields in list(self._docs.items()):
+                if coll == collection:
+                    yield coll, Merge(doc_id, fields)
+        self._docs.clear()
+        self.values = 0
 
 
 def aggregate_documents(rows: Iterable[Any]) -> Iterator[Pair]:
-    """One (collection, document) per aggregated row, then one window-catalog `Merge` per (collection, day).
+    """One `Merge` per bucket document the partition's rows change, panes first (see `_ORDER`).
 
-    The merges come after all of the partition's documents, so a window is recorded in the catalog only once
-    this partition's documents of it are written. Documents stream out as rows come in.
+    Idempotent: each field is a complete value (a pane's count, a window's distinct users), so writing the same rows
+    again, or rows of a replayed batch, leaves the same documents.
     """
-    catalog = CatalogMerges()
+    buckets = _Buckets()
     for r in rows:
-        collection, doc = _document(r)
-        yield collection, doc
-        catalog.record(collection, doc)
-    yield from catalog.merges()
+        collection, doc_id, head, field, value = _bucket(r)
+        full = buckets.add(collection, doc_id, head, field, value)
+        if full is not None:
+            yield collection, full
+        if buckets.values >= MAX_BUFFERED_VALUES:
+            yield from buckets.drain()
+    yield from buckets.drain()
 
 
 def invalid_documents(rows: Iterable[Any]) -> Iterator[Pair]:

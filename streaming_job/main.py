@@ -146,6 +146,7 @@ def run(s: JobSettings) -> int:
 
     from storage.client import connect, is_ferretdb
     from storage.indexes import ensure_indexes, prune_expired
+    from storage.layout import write_layout
     from storage.sink import MongoTarget
     from streaming_job.lock import Heartbeat, local_path
     from streaming_job.metrics import ProgressRecorder, progress_writer
@@ -161,6 +162,7 @@ def run(s: JobSettings) -> int:
         db = client[s.database]
         try:
             ttl = ensure_indexes(db, s.retention)
+            write_layout(db, s.layout())
         except PyMongoError as e:
             log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
             return 1

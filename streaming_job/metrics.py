@@ -37,8 +37,6 @@ def progress_document(p: dict[str, Any]) -> dict[str, Any]:
         c.RUN_ID: p["runId"],
         c.BATCH_ID: p["batchId"],
         c.TIMESTAMP: timestamp,
-        # Day and hour of the batch, so the report finds recent batches by equality (see storage/contract.py).
-        **c.time_buckets(timestamp),
         c.INPUT_ROWS: int(p.get("numInputRows") or 0),
         c.INPUT_ROWS_PER_SECOND: float(p.get("inputRowsPerSecond") or 0.0),
         c.PROCESSED_ROWS_PER_SECOND: float(p.get("processedRowsPerSecond") or 0.0),

@@ -1,7 +1,7 @@
 """The job's two streaming queries, with reading, transforming and writing kept apart.
 
-- `aggregates`: valid events -> watermark -> dedup -> window rows -> one exact aggregation (update mode)
-  -> upserts into active_users, page_views and user_sessions.
+- `aggregates`: valid events -> watermark -> dedup -> window and pane rows -> one exact aggregation (update mode)
+  -> bucket `$set`s into active_users, page_views and user_sessions.
 - `invalid_events`: invalid events -> upserts into invalid_events (stateless).
 
 Both read the same topic with Spark's Kafka source; each keeps its own checkpoint directory.
@@ -21,7 +21,7 @@ from storage.sink import MongoTarget, partition_writer
 from streaming_job.documents import aggregate_documents, invalid_documents
 from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
-from streaming_job.windows import aggregate, deduplicate, window_rows, with_watermark, with_window_start
+from streaming_job.windows import KIND, WINDOW_START, aggregate, deduplicate, window_rows, with_watermark, with_window_start
 
 AGGREGATES_QUERY = c.AGGREGATES_QUERY
 INVALID_QUERY = c.INVALID_EVENTS_QUERY
@@ -85,13 +85,20 @@ def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
     return df if writers is None else df.repartition(writers)
 
 
+def _by_bucket(df: DataFrame, writers: int | None) -> DataFrame:
+    """One partition per (aggregate, window or pane), at most `writers` partitions: every value of a bucket document
+    is then `$set` by one writer in one write, and no two writers touch the same document.
+    """
+    return df.repartition(writers, KIND, WINDOW_START) if writers else df.repartition(KIND, WINDOW_START)
+
+
 def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:
-    """foreachBatch body: upsert the changed windows of this batch (complete values, so replays rewrite)."""
+    """foreachBatch body: `$set` the changed values of this batch into their buckets (complete values: replays rewrite)."""
     steps = output_steps(s)
     write = partition_writer(target, aggregate_documents)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        _limit_writers(run_steps(batch, steps), writers).foreachPartition(write)
+        _by_bucket(run_steps(batch, steps), writers).foreachPartition(write)
 
     return run
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from storage import contract as c
+from storage.layout import Layout, Windows
 from streaming_job import events as ev
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|milliseconds?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
@@ -115,6 +116,11 @@ class JobSettings:
             raise ValueError("--mongo-writers must be positive")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
+
+    def layout(self) -> Layout:
+        """The windows this job computes, as readers of its output need them (storage/layout.py)."""
+        return Layout(*(Windows(w.size, w.slide) for w in (self.active_users_window, self.page_views_window,
+                                                           self.sessions_window)))
 
     def query_checkpoint(self, query: str) -> str:
         """One checkpoint directory per query under the base directory (local path or URI)."""

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devstack.paths import ROOT, SPARK_JARS
 from storage import contract as c
+from storage import reads
 
 VOLATILE = (c.UPDATED_AT, c.STORED_AT, c.DETAIL)
 
@@ -82,20 +84,45 @@ def poll(condition: Callable[[], bool], timeout: float, what: str, interval: flo
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _naive(d: dict) -> dict:
+    return {k: (v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v)
+            for k, v in d.items()}
+
+
+def _pane_windows(db, collection: str, windows) -> list[datetime]:
+    """Start of every window that covers at least one stored pane of `collection` (test data is small: a full read)."""
+    panes = {reads.utc(d[c.PANE_START]) for d in db[collection].find({}, {c.PANE_START: 1})}
+    n = windows.size // windows.slide
+    return sorted({p - k * windows.slide for p in panes for k in range(n)})
+
+
 def stored(db) -> dict[str, dict[str, dict]]:
-    """Every document of the four data collections and the window catalog, keyed by _id, without write-time fields."""
-    out: dict[str, dict[str, dict]] = {}
-    for coll in (*c.AGGREGATE_COLLECTIONS, c.INVALID_EVENTS, c.WINDOW_CATALOG):
-        docs = {}
-        for d in db[coll].find():
-            key = d.pop(c.ID)
-            for f in VOLATILE:
-                d.pop(f, None)
-            for f in (c.WINDOW_START, c.WINDOW_END, c.KAFKA_TIMESTAMP):
-                if f in d:
-                    d[f] = d[f].replace(tzinfo=None)
-            docs[key] = d
-        out[coll] = docs
+    """What the job stored, as windows read back through the read API (storage/reads.py), keyed like the reference:
+    every active-users window, every window's page views and users, and every invalid event (without write times).
+    """
+    out: dict[str, dict[str, dict]] = {c.ACTIVE_USERS: {}, c.PAGE_VIEWS: {}, c.USER_SESSIONS: {}}
+    for doc in db[c.ACTIVE_USERS].find():
+        for w in reads.active_windows([doc]):
+            out[c.ACTIVE_USERS][c.window_id(w[c.WINDOW_START])] = _naive(
+                {k: w[k] for k in (c.WINDOW_START, c.WINDOW_END, c.ACTIVE_USERS_COUNT)})
+    lay = reads.layout(db)
+    if lay is not None:
+        for start in _pane_windows(db, c.PAGE_VIEWS, lay.page_views):
+            views = reads.page_views(db, lay, start + lay.page_views.size, limit=10**9)
+            for p in views.pages:
+                out[c.PAGE_VIEWS][c.window_id(start, p[c.PAGE_URL])] = _naive({**views.window, **p})
+        for start in _pane_windows(db, c.USER_SESSIONS, lay.user_sessions):
+            window, users = reads.window_users(db, lay, start + lay.user_sessions.size)
+            for u in users:
+                out[c.USER_SESSIONS][c.window_id(start, u[c.USER_ID])] = _naive({**window, **u})
+    docs = {}
+    for d in db[c.INVALID_EVENTS].find():
+        key = d.pop(c.ID)
+        for f in VOLATILE:
+            d.pop(f, None)
+        d[c.KAFKA_TIMESTAMP] = d[c.KAFKA_TIMESTAMP].replace(tzinfo=None)
+        docs[key] = d
+    out[c.INVALID_EVENTS] = docs
     return out
 
 
@@ -114,7 +141,7 @@ def mismatches(got: dict[str, dict[str, dict]], want: dict[str, dict[str, dict]]
 
 
 def difference(actual: dict, expected: dict) -> str:
-    """Only the fields that differ, and inside sub-documents (a catalog day's windows) only the keys that do."""
+    """Only the fields that differ, and inside sub-documents only the keys that do."""
     parts = []
     for f in sorted(set(actual) | set(expected)):
         got, want = actual.get(f), expected.get(f)

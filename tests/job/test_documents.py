@@ -1,20 +1,21 @@
-"""Output rows -> storage documents: the window aggregates, their window catalog, and invalid events with buckets.
+"""Output rows -> storage writes: bucket `$set`s of the window aggregates, and invalid events with their buckets.
 
 Plain Python on `Row`s shaped like the job's output (no Spark session): this is the code executors run per partition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from pyspark.sql import Row
 
 from storage import contract as c
 from storage.sink import Merge
+from streaming_job import documents
 from streaming_job.documents import aggregate_documents, invalid_documents
 
-FIVE, FIFTEEN = timedelta(minutes=5), timedelta(minutes=15)
+FIVE = timedelta(minutes=5)
+MINUTE = timedelta(minutes=1)
 
 
 def t(hh: int, mm: int, day: int = 23) -> datetime:
@@ -23,111 +24,96 @@ def t(hh: int, mm: int, day: int = 23) -> datetime:
 
 
 def active(start: datetime, users: int, events: int = 10) -> Row:
-    return Row(kind="a", window_start=start, window_end=start + FIVE, key="", events=events, members=users)
+    return Row(kind=c.ACTIVE_USERS, window_start=start, window_end=start + FIVE, key="", subkey="", events=events,
+               users=users)
 
 
-def session(start: datetime, user: str, sessions: int, events: int) -> Row:
-    return Row(kind="u", window_start=start, window_end=start + FIVE, key=user, events=events, members=sessions)
+def session(pane: datetime, user: str, session_id: str, events: int) -> Row:
+    return Row(kind=c.USER_SESSIONS, window_start=pane, window_end=pane + MINUTE, key=user, subkey=session_id,
+               events=events, users=0)
 
 
-def page(start: datetime, url: str, views: int) -> Row:
-    return Row(kind="p", window_start=start, window_end=start + FIFTEEN, key=url, events=views, members=0)
+def page(pane: datetime, url: str, views: int) -> Row:
+    return Row(kind=c.PAGE_VIEWS, window_start=pane, window_end=pane + MINUTE, key=url, subkey="", events=views, users=0)
 
 
-def catalog_merges(pairs: list[tuple[str, object]]) -> dict[str, Merge]:
-    merges = [item for coll, item in pairs if coll == c.WINDOW_CATALOG]
-    assert all(isinstance(m, Merge) for m in merges)
-    return {m.id: m for m in merges}
+def writes(rows: list[Row]) -> list[tuple[str, Merge]]:
+    out = list(aggregate_documents(iter(rows)))
+    assert all(isinstance(m, Merge) for _, m in out)
+    return out
 
 
-def test_each_row_becomes_the_document_of_its_collection():
-    # Given one output row of each kind
-    rows = [active(t(10, 0), users=7), session(t(10, 0), "usr_1", sessions=2, events=5), page(t(10, 0), "/a", views=3)]
-    # When they become documents
-    docs = [(coll, doc) for coll, doc in aggregate_documents(iter(rows)) if coll != c.WINDOW_CATALOG]
-    # Then each goes to its collection, keyed by window start (and key), with its numbers
-    assert docs == [
-        (c.ACTIVE_USERS, {c.ID: "2026-11-23T10:00:00Z", c.WINDOW_START: t(10, 0), c.WINDOW_END: t(10, 5),
-                          c.ACTIVE_USERS_COUNT: 7}),
-        (c.USER_SESSIONS, {c.ID: "2026-11-23T10:00:00Z|usr_1", c.WINDOW_START: t(10, 0), c.WINDOW_END: t(10, 5),
-                           c.USER_ID: "usr_1", c.SESSIONS: 2, c.EVENTS: 5}),
-        (c.PAGE_VIEWS, {c.ID: "2026-11-23T10:00:00Z|/a", c.WINDOW_START: t(10, 0), c.WINDOW_END: t(10, 15),
-                        c.PAGE_URL: "/a", c.VIEWS: 3}),
+def test_active_users_windows_are_set_into_the_document_of_their_utc_day():
+    # Given three active-users windows, two on one day and one on the next
+    rows = [active(t(10, 0), users=3), active(t(10, 1), users=4), active(t(0, 0, day=24), users=5)]
+    # When they become writes
+    got = writes(rows)
+    # Then there is one `$set` per day, keyed by the day, holding each window's distinct users under its start time
+    assert got == [
+        (c.ACTIVE_USERS, Merge("2026-11-23", {c.DAY: "2026-11-23", c.WINDOW_SECONDS: 300,
+                                              "active_users.100000": 3, "active_users.100100": 4})),
+        (c.ACTIVE_USERS, Merge("2026-11-24", {c.DAY: "2026-11-24", c.WINDOW_SECONDS: 300, "active_users.000000": 5})),
     ]
 
 
-def test_catalog_merges_come_only_after_every_document_of_the_partition():
-    # Given a partition mixing kinds and windows
-    rows = [page(t(10, 0), "/a", 1), active(t(10, 0), 3), page(t(10, 1), "/b", 2), session(t(10, 1), "u", 1, 1),
-            active(t(10, 1), 4)]
-    # When it becomes documents
-    kinds = [isinstance(item, Merge) for _, item in aggregate_documents(iter(rows))]
-    # Then all five documents come first and the catalog merges last, so no window is recorded before it is written
-    assert kinds == [False] * 5 + [True] * 3
+def test_page_views_are_set_into_their_pane_shard_under_an_escaped_url():
+    # Given a pane with a plain URL and one with dots and a dollar sign
+    rows = [page(t(10, 0), "/a", 2), page(t(10, 0), "/b.html?$x=1", 5)]
+    # When they become writes
+    got = writes(rows)
+    # Then each URL's views go to the shard its stable hash picks, under a field name without "." or "$"
+    by_field = {f: (m.id, v) for _, m in got for f, v in m.fields.items() if f.startswith("views.")}
+    shard_a, shard_b = c.shard_of("/a", c.PAGE_VIEWS), c.shard_of("/b.html?$x=1", c.PAGE_VIEWS)
+    assert by_field == {"views./a": (c.pane_id(t(10, 0), shard_a), 2),
+                        "views./b%2Ehtml?%24x=1": (c.pane_id(t(10, 0), shard_b), 5)}
+    assert all(m.fields[c.PANE_START] == t(10, 0) and m.fields[c.PANE_END] == t(10, 1) for _, m in got)
 
 
-def test_one_merge_per_collection_and_day_records_all_of_its_windows():
-    # Given three active-users windows, two page-view windows (one with two URLs) and one sessions window on one day
-    rows = [active(t(10, 0), 3), active(t(10, 1), 4), active(t(10, 2), 2),
-            page(t(10, 0), "/a", 1), page(t(10, 0), "/b", 5), page(t(10, 1), "/a", 1),
-            session(t(10, 2), "u", 1, 1)]
-    # When the partition becomes documents
-    merges = catalog_merges(list(aggregate_documents(iter(rows))))
-    # Then there is one merge per collection for that day, each setting every window of it in one go
-    assert merges == {
-        "active_users|2026-11-23": Merge("active_users|2026-11-23", {
-            c.COLLECTION: c.ACTIVE_USERS, c.DAY: "2026-11-23", c.WINDOW_SECONDS: 300,
-            "windows.100000": 3, "windows.100100": 4, "windows.100200": 2}),
-        "page_views|2026-11-23": Merge("page_views|2026-11-23", {
-            c.COLLECTION: c.PAGE_VIEWS, c.DAY: "2026-11-23", c.WINDOW_SECONDS: 900,
-            "windows.100000": 1, "windows.100100": 1}),
-        "user_sessions|2026-11-23": Merge("user_sessions|2026-11-23", {
-            c.COLLECTION: c.USER_SESSIONS, c.DAY: "2026-11-23", c.WINDOW_SECONDS: 300, "windows.100200": 1}),
-    }
+def test_a_users_sessions_are_set_under_user_and_session_in_one_shard():
+    # Given one user in two sessions of one pane
+    rows = [session(t(10, 0), "usr.1", "s|1", 3), session(t(10, 0), "usr.1", "s2", 1)]
+    # When they become writes
+    [(coll, merge)] = writes(rows)
+    # Then both land in the user's shard, each under "<user>|<session>" (escaped so "|" still splits them)
+    assert (coll, merge.id) == (c.USER_SESSIONS, c.pane_id(t(10, 0), c.shard_of("usr.1", c.USER_SESSIONS)))
+    values = {k.split(".", 1)[1]: v for k, v in merge.fields.items() if k.startswith("events.")}
+    assert values == {"usr%2E1|s%7C1": 3, "usr%2E1|s2": 1}
+    assert [c.split_session_key(k) for k in values] == [("usr.1", "s|1"), ("usr.1", "s2")]
 
 
-def test_the_catalog_value_is_distinct_users_for_active_users_and_one_otherwise():
-    # Given windows whose sessions, events and views are all larger than one
-    rows = [active(t(10, 0), users=9, events=40), session(t(10, 0), "u", sessions=3, events=8), page(t(10, 0), "/a", 6)]
-    # When the partition becomes documents
-    merges = catalog_merges(list(aggregate_documents(iter(rows))))
-    # Then active_users records its distinct users, the others only that the window exists
-    values = {m.fields[c.COLLECTION]: m.fields["windows.100000"] for m in merges.values()}
-    assert values == {c.ACTIVE_USERS: 9, c.USER_SESSIONS: 1, c.PAGE_VIEWS: 1}
+def test_panes_are_written_before_the_active_users_windows_that_reveal_them():
+    # Given a partition mixing kinds, active users first
+    rows = [active(t(10, 0), 3), page(t(10, 0), "/a", 1), session(t(10, 0), "u", "s", 1)]
+    # When it becomes writes
+    kinds = [coll for coll, _ in writes(rows)]
+    # Then the panes come first: the report finds windows through active_users, and should find their panes written
+    assert kinds == [c.USER_SESSIONS, c.PAGE_VIEWS, c.ACTIVE_USERS]
 
 
-def test_windows_either_side_of_midnight_are_recorded_in_their_own_days():
-    # Given a window starting 23:59 (ending after midnight) and the next one, starting at midnight
-    rows = [active(t(23, 59), 2), active(t(0, 0, day=24), 5)]
-    # When the partition becomes documents
-    merges = catalog_merges(list(aggregate_documents(iter(rows))))
-    # Then each is recorded under the UTC day its window starts on
-    assert {m.id: {k: v for k, v in m.fields.items() if k.startswith("windows.")} for m in merges.values()} == {
-        "active_users|2026-11-23": {"windows.235900": 2},
-        "active_users|2026-11-24": {"windows.000000": 5},
-    }
-    assert {m.fields[c.DAY] for m in merges.values()} == {"2026-11-23", "2026-11-24"}
-
-
-def test_documents_stream_out_while_the_rows_are_read():
-    # Given a one-shot iterator of rows that counts how many were read
-    read = []
-
-    def rows() -> Iterator[Row]:
-        for m in range(3):
-            read.append(m)
-            yield active(t(10, m), 1)
-
-    # When the first document is taken
-    out = aggregate_documents(rows())
-    first = next(out)
-    # Then only the first row was read (a partition is never held in memory), and the rest still follows
-    assert (first[0], read) == (c.ACTIVE_USERS, [0])
-    assert len(list(out)) == 2 + 1
+def test_a_bucket_with_many_changes_is_written_in_bounded_pieces(monkeypatch):
+    # Given a write limit of 3 values, and 7 users of one pane all in shard 0
+    monkeypatch.setattr(documents, "MAX_VALUES_PER_WRITE", 3)
+    monkeypatch.setattr(c, "SHARDS", {**c.SHARDS, c.USER_SESSIONS: 1})
+    rows = [session(t(10, 0), f"u{i}", "s", 1) for i in range(7)]
+    # When they become writes
+    got = writes(rows)
+    # Then they go out as 3 + 3 + 1 values of the same document, together all seven
+    assert [len([f for f in m.fields if f.startswith("events.")]) for _, m in got] == [3, 3, 1]
+    assert len({m.id for _, m in got}) == 1
 
 
 def test_an_empty_partition_writes_nothing():
     assert list(aggregate_documents(iter([]))) == []
+
+
+def test_escaping_is_reversible_for_any_text():
+    # Given keys with every character the escape handles, and some it leaves alone
+    keys = ["plain", "a.b", "$x", "100%", "a|b", "nul\x00here", "tab\tline\n", "é/ü?=&", "%2E", ""]
+    # Then each escapes to a valid field name and back
+    for k in keys:
+        name = c.escape_key(k)
+        assert "." not in name and not name.startswith("$") and "|" not in name and "\x00" not in name
+        assert c.unescape_key(name) == k
 
 
 def invalid_row(kafka_timestamp: datetime) -> Row:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import contract as c
+from storage.layout import Layout, Windows, read_layout
 from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, mismatches, run_job, stored
 from tests.reference import expected
@@ -59,25 +60,30 @@ def test_second_run_from_the_same_checkpoint_is_still_exact_despite_redeliveries
     assert mismatches(got, want) == []
 
 
-def test_the_window_catalog_records_every_window_of_every_aggregate_by_day(two_runs):
-    # Given two drains of the topic, When the window catalog is read back
-    got, want = two_runs["second"]
-    catalog, reference = got[c.WINDOW_CATALOG], want[c.WINDOW_CATALOG]
-    # Then each aggregate collection has a document for every day it has windows on, and no other
-    assert {d[c.COLLECTION] for d in reference.values()} == set(c.AGGREGATE_COLLECTIONS)
-    assert set(catalog) == set(reference)
-    for cid, doc in reference.items():
-        # With exactly the reference's window starts, their size, and for active_users the distinct users of each
-        assert set(catalog[cid][c.WINDOWS]) == set(doc[c.WINDOWS]), cid
-        assert catalog[cid][c.WINDOW_SECONDS] == doc[c.WINDOW_SECONDS], cid
-        if doc[c.COLLECTION] == c.ACTIVE_USERS:
-            assert catalog[cid][c.WINDOWS] == doc[c.WINDOWS]
-    # And its windows are the aggregate documents' windows
-    for coll in c.AGGREGATE_COLLECTIONS:
-        starts = {d[c.WINDOW_START] for d in got[coll].values()}
-        recorded = {c.catalog_start(d[c.DAY], k).replace(tzinfo=None)
-                    for d in catalog.values() if d[c.COLLECTION] == coll for k in d[c.WINDOWS]}
-        assert recorded == starts, coll
+def test_values_are_bucketed_by_day_and_by_pane_shard(two_runs):
+    # Given two drains of the topic, When the aggregate collections are read raw
+    db = two_runs["db"]
+    # Then active_users holds one document per UTC day, keyed by the day, with its windows' start times inside
+    for doc in db[c.ACTIVE_USERS].find():
+        assert doc[c.ID] == doc[c.DAY] and doc[c.WINDOW_SECONDS] == 300 and doc[c.ACTIVE_USERS_COUNT]
+    # And every pane document is one shard of one pane, holding only keys whose stable hash is that shard
+    for coll, values, key_of in ((c.PAGE_VIEWS, c.VIEWS, c.unescape_key),
+                                 (c.USER_SESSIONS, c.EVENTS, lambda k: c.split_session_key(k)[0])):
+        docs = list(db[coll].find())
+        assert docs, coll
+        for doc in docs:
+            assert doc[c.ID] == c.pane_id(doc[c.PANE_START], doc[c.SHARD])
+            assert doc[c.PANE_END] - doc[c.PANE_START] == timedelta(minutes=1)
+            assert {c.shard_of(key_of(k), coll) for k in doc[values]} == {doc[c.SHARD]}
+
+
+def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):
+    # Given a job run with the default windows, When the layout is read back
+    lay = read_layout(two_runs["db"])
+    # Then it names each aggregate's size and slide
+    assert lay == Layout(Windows(timedelta(minutes=5), timedelta(minutes=1)),
+                         Windows(timedelta(minutes=15), timedelta(minutes=1)),
+                         Windows(timedelta(minutes=5), timedelta(minutes=1)))
 
 
 def test_each_batch_of_each_query_leaves_a_progress_document(two_runs):
@@ -91,14 +97,6 @@ def test_each_batch_of_each_query_leaves_a_progress_document(two_runs):
     _, want = two_runs["second"]
     assert sum(m.get(c.INVALID_ROWS, 0) for m in by_query[c.INVALID_EVENTS_QUERY]) == len(want[c.INVALID_EVENTS])
     assert sum(m[c.DUPLICATES_DROPPED] for m in by_query[c.AGGREGATES_QUERY]) > 0
-
-
-def test_stored_progress_documents_carry_the_day_and_hour_of_their_batch(two_runs):
-    # Given the progress documents of two drains, Then each is bucketed by the UTC day and hour of its timestamp
-    metrics = list(two_runs["db"][c.PIPELINE_METRICS].find())
-    assert metrics
-    assert [(m[c.DAY], m[c.HOUR]) for m in metrics] == [
-        (m[c.TIMESTAMP].strftime("%Y-%m-%d"), m[c.TIMESTAMP].strftime("%Y-%m-%dT%H")) for m in metrics]
 
 
 def test_the_minutes_of_batches_sum_exactly_the_stored_batches(two_runs):

@@ -28,15 +28,8 @@ def test_a_progress_event_becomes_one_document_keyed_by_query_run_and_batch():
         "timestamp": datetime(2026, 11, 23, 10, 0, 0, 500000, tzinfo=UTC), "input_rows": 1000,
         "input_rows_per_second": 990.5, "processed_rows_per_second": 1231.0, "batch_duration_ms": 812,
         "watermark": datetime(2026, 11, 23, 9, 50, tzinfo=UTC), "state_rows": 5900, "dropped_by_watermark": 3,
-        "duplicates_dropped": 12, "valid_rows": 990, "day": "2026-11-23", "hour": "2026-11-23T10",
+        "duplicates_dropped": 12, "valid_rows": 990,
     }
-
-
-def test_a_progress_document_is_bucketed_by_the_utc_day_and_hour_of_its_batch():
-    # Given a batch stamped one millisecond before midnight UTC
-    doc = progress_document({**PROGRESS, "timestamp": "2026-11-23T23:59:59.999Z"})
-    # Then its buckets are that day's last hour, not the next day's first
-    assert (doc["day"], doc["hour"]) == ("2026-11-23", "2026-11-23T23")
 
 
 def test_the_epoch_watermark_before_any_event_means_no_watermark():

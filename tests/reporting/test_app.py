@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 from reporting.page import APP_PATH
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY
 from tests.reporting.documents import MIN, T0, active, batch, insert
 
 pytestmark = pytest.mark.integration
@@ -50,7 +49,7 @@ def test_each_kpi_says_which_window_it_covers(report, known_db):
     at = report(known_db.name)
     captions = texts(at.caption)
     assert "5-min window 2026-01-15 10:10–10:15 UTC" in captions  # active users and sessions per user
-    assert "15-min window 2026-01-15 09:56–10:11 UTC" in captions  # page views
+    assert "15-min window 2026-01-15 10:00–10:15 UTC" in captions  # page views, ending with them
     assert "batches from 10:15 to 2026-01-15 10:15:30 UTC" in captions
     assert "batches from 10:01 to 2026-01-15 10:15:30 UTC" in captions
     assert any(t.startswith("All times are UTC.") for t in captions)
@@ -133,7 +132,7 @@ def test_a_live_pipeline_is_green(report, mongo_db):
     now = datetime.now(UTC)
     start = now.replace(second=0, microsecond=0) - 6 * MIN
     insert(mongo_db, c.ACTIVE_USERS, [active(start, 3, written=now - timedelta(seconds=5))])
-    insert(mongo_db, c.PIPELINE_METRICS, [batch(AGGREGATES_QUERY, now - timedelta(seconds=5), 1, 10, 10.0)])
+    insert(mongo_db, c.PIPELINE_METRICS, [batch(c.AGGREGATES_QUERY, now - timedelta(seconds=5), 1, 10, 10.0)])
     at = report(mongo_db.name)
     assert [t.split(" written")[0] for t in texts(at.success)] == ["Newest aggregate", "Newest batch"]
     assert metrics(at)["Active users"] == "3"

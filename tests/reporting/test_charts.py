@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from reporting import charts
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
 from tests.reporting.documents import MIN, T0, active, batch
 
 S = timedelta(seconds=1)
@@ -31,8 +30,8 @@ def test_sessions_histogram_draws_users_per_session_count():
 
 
 def test_throughput_lines_draw_the_aggregates_query_in_time_order():
-    batches = [batch(AGGREGATES_QUERY, T0 + S, 2, 30, 30.0), batch(INVALID_EVENTS_QUERY, T0, 1, 9, 9.0),
-               batch(AGGREGATES_QUERY, T0, 1, 10, 10.0)]
+    batches = [batch(c.AGGREGATES_QUERY, T0 + S, 2, 30, 30.0), batch(c.INVALID_EVENTS_QUERY, T0, 1, 9, 9.0),
+               batch(c.AGGREGATES_QUERY, T0, 1, 10, 10.0)]
     fig = charts.throughput_lines(batches)
     assert [t.name for t in fig.data] == ["input rows/s", "processed rows/s"]
     assert list(fig.data[0].x) == [T0, T0 + S] and list(fig.data[0].y) == [10.0, 30.0]
@@ -40,9 +39,9 @@ def test_throughput_lines_draw_the_aggregates_query_in_time_order():
 
 
 def test_batch_duration_has_one_line_per_query():
-    batches = [batch(AGGREGATES_QUERY, T0, 1, 1, 1.0), batch(INVALID_EVENTS_QUERY, T0, 5, 1, 1.0)]
+    batches = [batch(c.AGGREGATES_QUERY, T0, 1, 1, 1.0), batch(c.INVALID_EVENTS_QUERY, T0, 5, 1, 1.0)]
     fig = charts.batch_duration_lines(batches)
-    assert [(t.name, list(t.y)) for t in fig.data] == [(AGGREGATES_QUERY, [251]), (INVALID_EVENTS_QUERY, [255])]
+    assert [(t.name, list(t.y)) for t in fig.data] == [(c.AGGREGATES_QUERY, [251]), (c.INVALID_EVENTS_QUERY, [255])]
 
 
 def test_bucket_size_keeps_bars_to_a_few_hundred():

@@ -9,7 +9,6 @@ import pytest
 from reporting import health
 from reporting.health import FreshnessRule, Level
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
 from tests.reporting.documents import MIN, T0, batch, points
 
 RULE = FreshnessRule(amber=timedelta(minutes=1), red=timedelta(minutes=5))
@@ -47,8 +46,8 @@ def test_a_freshness_rule_needs_amber_before_red():
 
 def test_batch_figures_come_from_the_newest_aggregates_batch_and_drops_are_summed_over_the_minutes():
     # Given two aggregates batches (newest at 10:01) and a newer invalid_events batch, as per-minute points
-    newest = batch(AGGREGATES_QUERY, T0 + MIN, 2, 300, 150.0, **{c.DUPLICATES_DROPPED: 4})
-    batches = [batch(INVALID_EVENTS_QUERY, T0 + 2 * MIN, 9, 5, 5.0), newest, batch(AGGREGATES_QUERY, T0, 1, 100, 50.0)]
+    newest = batch(c.AGGREGATES_QUERY, T0 + MIN, 2, 300, 150.0, **{c.DUPLICATES_DROPPED: 4})
+    batches = [batch(c.INVALID_EVENTS_QUERY, T0 + 2 * MIN, 9, 5, 5.0), newest, batch(c.AGGREGATES_QUERY, T0, 1, 100, 50.0)]
     fig = health.batch_figures(newest, points(batches))
     # Then the figures are batch 2's, and late rows dropped add up over both aggregates batches
     assert (fig.at, fig.input_rows_per_second, fig.processed_rows_per_second) == (T0 + MIN, 150.0, 300.0)
@@ -57,4 +56,4 @@ def test_batch_figures_come_from_the_newest_aggregates_batch_and_drops_are_summe
 
 
 def test_batch_figures_without_aggregates_batches_are_empty():
-    assert health.batch_figures(None, points([batch(INVALID_EVENTS_QUERY, T0, 1, 1, 1.0)])) == health.BatchFigures()
+    assert health.batch_figures(None, points([batch(c.INVALID_EVENTS_QUERY, T0, 1, 1, 1.0)])) == health.BatchFigures()

@@ -6,25 +6,10 @@ from datetime import timedelta
 
 from reporting import kpis
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
+from storage.reads import PageViews, Sessions
 from tests.reporting.documents import MIN, T0, active, batch, points
 
 S = timedelta(seconds=1)
-
-
-def test_latest_complete_window_is_the_newest_that_ended_by_now():
-    # Given windows starting 10:00..10:04 (5 min long), newest first, and now = 10:07:30
-    windows = [active(T0 + i * MIN, 10 + i) for i in range(4, -1, -1)]
-    # When the latest complete window is picked
-    latest, previous = kpis.pick_latest_complete(windows, T0 + 7 * MIN + 30 * S)
-    # Then it is the one ending 10:07 (start 10:02), and the one stored before it starts 10:01
-    assert latest[c.WINDOW_START] == T0 + 2 * MIN
-    assert previous[c.WINDOW_START] == T0 + MIN
-
-
-def test_no_latest_complete_window_when_every_window_is_still_open():
-    windows = [active(T0 + i * MIN, 1) for i in range(2, -1, -1)]
-    assert kpis.pick_latest_complete(windows, T0 + 4 * MIN) == (None, None)
 
 
 def test_active_users_kpi_shows_count_change_and_window():
@@ -46,35 +31,40 @@ def test_active_users_kpi_has_no_change_without_a_previous_window():
     assert kpis.active_users(active(T0, 7), None).delta is None
 
 
-def test_page_views_kpi_sums_every_page_of_the_window():
+def test_page_views_kpi_is_the_total_over_every_page_of_the_window():
+    # Given a window whose listed pages are cut to one, but whose total counts all of them
     window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 15 * MIN}
-    kpi = kpis.page_views(window, [{c.VIEWS: 1200}, {c.VIEWS: 34}], page_limit=100)
+    views = PageViews(window, [{c.PAGE_URL: "/a", c.VIEWS: 1200}], total_views=1234, distinct_pages=2)
+    # When the KPI is built
+    kpi = kpis.page_views(views)
+    # Then it shows the total, exact, with its window
     assert (kpi.value, kpi.number, kpi.window) == ("1,234", 1234.0, "15-min window 2026-01-15 10:00–10:15 UTC")
 
 
-def test_page_views_kpi_is_a_lower_bound_when_the_page_limit_was_hit():
-    window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 15 * MIN}
-    assert kpis.page_views(window, [{c.VIEWS: 3}, {c.VIEWS: 2}], page_limit=2).value == "≥ 5"
+def test_page_views_kpi_without_a_window_is_a_dash():
+    assert kpis.page_views(None).value == "—"
 
 
 def test_sessions_per_user_is_total_sessions_over_users():
     # Given three users with 1 session, one with 2 and one with 3: 8 sessions over 5 users
     window = {c.WINDOW_START: T0, c.WINDOW_END: T0 + 5 * MIN}
-    kpi = kpis.sessions_per_user(window, [(1, 3), (2, 1), (3, 1)])
+    kpi = kpis.sessions_per_user(Sessions(window, [(1, 3), (2, 1), (3, 1)], users=5))
+    # Then the KPI reads 8/5
     assert (kpi.value, kpi.number) == ("1.60", 1.6)
 
 
 def test_sessions_per_user_without_users_is_a_dash():
-    assert kpis.sessions_per_user(None, []).value == "—"
+    assert kpis.sessions_per_user(None).value == "—"
+    assert kpis.sessions_per_user(Sessions({c.WINDOW_START: T0, c.WINDOW_END: T0 + 5 * MIN})).value == "—"
 
 
 def test_events_per_second_is_time_weighted_over_the_aggregates_batches_of_the_current_minute():
     # Given aggregates batches of 100 rows at 50/s (2 s) and 300 rows at 150/s (2 s) in the minute of the newest,
     # an older one in an earlier minute, and an invalid_events batch (not counted)
     newest = T0 + 10 * MIN + 40 * S
-    batches = [batch(AGGREGATES_QUERY, newest, 3, 300, 150.0), batch(AGGREGATES_QUERY, newest - 30 * S, 2, 100, 50.0),
-               batch(AGGREGATES_QUERY, newest - 2 * MIN, 1, 10_000, 10_000.0),
-               batch(INVALID_EVENTS_QUERY, newest, 3, 999, 999.0)]
+    batches = [batch(c.AGGREGATES_QUERY, newest, 3, 300, 150.0), batch(c.AGGREGATES_QUERY, newest - 30 * S, 2, 100, 50.0),
+               batch(c.AGGREGATES_QUERY, newest - 2 * MIN, 1, 10_000, 10_000.0),
+               batch(c.INVALID_EVENTS_QUERY, newest, 3, 999, 999.0)]
     # When the rate is computed from their per-minute points
     kpi = kpis.events_per_second(points(batches), newest)
     # Then 400 rows over 4 seconds: 100 rows/s, and the KPI says which batches
@@ -84,13 +74,13 @@ def test_events_per_second_is_time_weighted_over_the_aggregates_batches_of_the_c
 
 def test_events_per_second_is_zero_when_recent_batches_read_nothing():
     newest = T0
-    assert kpis.events_per_second(points([batch(AGGREGATES_QUERY, newest, 1, 0, 0.0)]), newest).number == 0.0
+    assert kpis.events_per_second(points([batch(c.AGGREGATES_QUERY, newest, 1, 0, 0.0)]), newest).number == 0.0
 
 
 def test_events_per_second_follows_the_aggregates_querys_own_newest_minute():
     # Given an aggregates batch at 10:10:55 and a newer invalid_events batch in the next minute (10:11:01)
     newest = T0 + 11 * MIN + S
-    batches = [batch(AGGREGATES_QUERY, newest - 6 * S, 1, 100, 50.0), batch(INVALID_EVENTS_QUERY, newest, 1, 5, 5.0)]
+    batches = [batch(c.AGGREGATES_QUERY, newest - 6 * S, 1, 100, 50.0), batch(c.INVALID_EVENTS_QUERY, newest, 1, 5, 5.0)]
     # Then the rate is that of the aggregates query's minute, not a zero for the minute it has not reached yet
     kpi = kpis.events_per_second(points(batches), newest)
     assert kpi.number == 50.0 and kpi.window == "batches from 10:10 to 2026-01-15 10:10:55 UTC"
@@ -99,9 +89,9 @@ def test_events_per_second_follows_the_aggregates_querys_own_newest_minute():
 def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
     # Given invalid_events batches: 2 of 100 and 6 of 300 invalid in the last 15 minutes, 50 of 50 before that
     newest = T0 + 30 * MIN
-    batches = [batch(INVALID_EVENTS_QUERY, newest, 3, 300, 1.0, **{c.INVALID_ROWS: 6}),
-               batch(INVALID_EVENTS_QUERY, newest - 10 * MIN, 2, 100, 1.0, **{c.INVALID_ROWS: 2}),
-               batch(INVALID_EVENTS_QUERY, newest - 20 * MIN, 1, 50, 1.0, **{c.INVALID_ROWS: 50})]
+    batches = [batch(c.INVALID_EVENTS_QUERY, newest, 3, 300, 1.0, **{c.INVALID_ROWS: 6}),
+               batch(c.INVALID_EVENTS_QUERY, newest - 10 * MIN, 2, 100, 1.0, **{c.INVALID_ROWS: 2}),
+               batch(c.INVALID_EVENTS_QUERY, newest - 20 * MIN, 1, 50, 1.0, **{c.INVALID_ROWS: 50})]
     kpi = kpis.invalid_rate(points(batches), newest)
     assert (kpi.value, kpi.number) == ("2.0%", 0.02)
     assert kpi.window == "batches from 10:16 to 2026-01-15 10:30:00 UTC"
@@ -109,5 +99,5 @@ def test_invalid_rate_is_invalid_rows_over_rows_read_in_the_last_15_minutes():
 
 def test_invalid_rate_is_unknown_when_batches_carry_no_invalid_count():
     newest = T0
-    assert kpis.invalid_rate(points([batch(INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)]), newest).value == "—"
+    assert kpis.invalid_rate(points([batch(c.INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)]), newest).value == "—"
     assert kpis.invalid_rate([], None).window == "no batch yet"

@@ -8,7 +8,6 @@ import pytest
 
 from reporting.loading import SAMPLE_RAW_CHARS, PageRequest, load_page_data
 from storage import contract as c
-from storage.queries import AGGREGATES_QUERY, INVALID_EVENTS_QUERY
 from tests.reporting.documents import MIN, T0, active, batch, insert, invalid, page, session
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def test_an_ended_window_behind_many_open_ones_is_still_found(mongo_db):
     assert data.latest_active[c.WINDOW_START] == NOW_MIN - 20 * MIN
 
 
-def test_the_line_reaches_back_into_earlier_days_of_the_catalog(mongo_db):
+def test_the_line_reaches_back_into_earlier_days(mongo_db):
     # Given one window per hour for three days, read at noon with a 2-day range
     insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - timedelta(hours=h), h) for h in range(1, 72)])
     data = load_page_data(mongo_db, PageRequest(timedelta(days=2), top_pages=10, top_users=10), NOW)
@@ -75,29 +74,21 @@ def test_live_invalid_events_are_shown_up_to_now(mongo_db):
     assert len(data.invalid_events) == 1
 
 
-def test_sessions_come_from_the_active_users_window_when_it_has_them(mongo_db):
+def test_page_and_session_figures_describe_the_windows_ending_with_the_latest_active_users_window(mongo_db):
+    # Given active-users windows up to 10:01-10:06, and panes of pages and sessions inside and outside the windows
+    # ending 10:06
     insert(mongo_db, c.ACTIVE_USERS, [active(T0, 2), active(T0 + MIN, 1)])
-    insert(mongo_db, c.USER_SESSIONS, [session(T0 + MIN, "a", 2, 7), session(T0, "b", 1, 1)])
+    insert(mongo_db, c.PAGE_VIEWS, [page(T0 - 10 * MIN, "/in", 2), page(T0 - 9 * MIN, "/old", 1),
+                                    page(T0 + 5 * MIN, "/in", 1), page(T0 + 6 * MIN, "/later", 9)])
+    insert(mongo_db, c.USER_SESSIONS, [session(T0 + MIN, "a", "s1", 3), session(T0 + 5 * MIN, "a", "s2", 4),
+                                       session(T0, "b", "s1", 1)])
+    # When the page loads
     data = load_page_data(mongo_db, HOUR, NOW)
-    assert data.sessions_window == {c.WINDOW_START: T0 + MIN, c.WINDOW_END: T0 + 6 * MIN}
-    assert data.histogram == [(2, 1)] and [u[c.USER_ID] for u in data.top_users] == ["a"]
-
-
-def test_sessions_fall_back_to_their_own_latest_window(mongo_db):
-    # Given user_sessions windows that lag behind active_users (written by an earlier batch)
-    insert(mongo_db, c.ACTIVE_USERS, [active(T0 + MIN, 1)])
-    insert(mongo_db, c.USER_SESSIONS, [session(T0, "b", 3, 4)])
-    data = load_page_data(mongo_db, HOUR, NOW)
-    assert data.sessions_window[c.WINDOW_START] == T0
-    assert data.histogram == [(3, 1)]
-
-
-def test_page_views_come_from_their_newest_ended_window(mongo_db):
-    insert(mongo_db, c.PAGE_VIEWS, [page(NOW_MIN - 16 * MIN, "/a", 1), page(NOW_MIN - 15 * MIN, "/b", 2),
-                                    page(NOW_MIN - 14 * MIN, "/c", 3)])
-    data = load_page_data(mongo_db, HOUR, NOW)
-    assert data.pages_window[c.WINDOW_START] == NOW_MIN - 15 * MIN
-    assert data.pages == [{c.PAGE_URL: "/b", c.VIEWS: 2}]
+    # Then pages are the 15-min window 09:51-10:06 and sessions the 5-min window 10:01-10:06
+    assert data.pages.window == {c.WINDOW_START: T0 - 9 * MIN, c.WINDOW_END: T0 + 6 * MIN}
+    assert data.pages.pages == [{c.PAGE_URL: "/in", c.VIEWS: 1}, {c.PAGE_URL: "/old", c.VIEWS: 1}]
+    assert data.sessions.window == {c.WINDOW_START: T0 + MIN, c.WINDOW_END: T0 + 6 * MIN}
+    assert data.sessions.histogram == [(2, 1)] and [u[c.USER_ID] for u in data.sessions.top_users] == ["a"]
 
 
 def test_an_empty_database_is_empty(mongo_db):
@@ -108,15 +99,15 @@ def test_batches_of_a_job_that_stopped_hours_ago_are_still_found(mongo_db):
     # Given batches of both queries that ended three hours before now, one every 10 minutes for an hour
     stopped = NOW - timedelta(hours=3)
     insert(mongo_db, c.PIPELINE_METRICS, [batch(query, stopped - i * 10 * MIN, i, 10, 1.0)
-                                          for query in (AGGREGATES_QUERY, INVALID_EVENTS_QUERY) for i in range(7)])
+                                          for query in (c.AGGREGATES_QUERY, c.INVALID_EVENTS_QUERY) for i in range(7)])
     # When the page loads with a 15-minute range
     data = load_page_data(mongo_db, PageRequest(timedelta(minutes=15), top_pages=10, top_users=10), NOW)
     # Then the newest batch is the last one written, and the batches are the 15 minutes up to it, newest first
-    assert data.newest_batch[c.TIMESTAMP] == stopped
-    assert data.newest_aggregates_batch[c.BATCH_ID] == 0
-    assert [(b[c.QUERY], b[c.BATCH_ID]) for b in data.batches] in (
-        [(AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 1), (INVALID_EVENTS_QUERY, 1)],
-        [(INVALID_EVENTS_QUERY, 0), (AGGREGATES_QUERY, 0), (INVALID_EVENTS_QUERY, 1), (AGGREGATES_QUERY, 1)])
+    assert data.health.newest[c.TIMESTAMP] == stopped
+    assert data.health.newest_aggregates_batch[c.BATCH_ID] == 0
+    assert [(b[c.QUERY], b[c.BATCH_ID]) for b in data.health.points] in (
+        [(c.AGGREGATES_QUERY, 0), (c.INVALID_EVENTS_QUERY, 0), (c.AGGREGATES_QUERY, 1), (c.INVALID_EVENTS_QUERY, 1)],
+        [(c.INVALID_EVENTS_QUERY, 0), (c.AGGREGATES_QUERY, 0), (c.INVALID_EVENTS_QUERY, 1), (c.AGGREGATES_QUERY, 1)])
 
 
 def test_invalid_events_of_a_week_are_read_by_day_and_the_newest_are_the_samples(mongo_db):

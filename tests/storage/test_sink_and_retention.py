@@ -41,24 +41,24 @@ def test_routed_documents_reach_their_own_collections(mongo_uri, mongo_db):
     assert mongo_db[c.ACTIVE_USERS].find_one()[c.ACTIVE_USERS_COUNT] == 4
 
 
-def test_merges_set_catalog_entries_without_losing_the_ones_already_there(mongo_uri, mongo_db):
-    # Given a window recorded in its day's catalog document
+def test_merges_set_bucket_entries_without_losing_the_ones_already_there(mongo_uri, mongo_db):
+    # Given a window recorded in its day's active_users document
     target = MongoTarget(mongo_uri, mongo_db.name)
-    first = c.catalog_entry(c.ACTIVE_USERS, WS, WS + timedelta(minutes=5), 3)
-    upsert_routed(target, [(c.WINDOW_CATALOG, Merge(*first))])
+    head = {c.DAY: "2026-11-23", c.WINDOW_SECONDS: 300}
+    upsert_routed(target, [(c.ACTIVE_USERS, Merge("2026-11-23", {**head, "active_users.100000": 3}))])
     # When a later batch records the next window and rewrites the first one's value (twice: a replay)
-    later = [c.catalog_entry(c.ACTIVE_USERS, WS + timedelta(minutes=m), WS + timedelta(minutes=m + 5), v)
-             for m, v in ((1, 8), (0, 4), (0, 4))]
-    upsert_routed(target, [(c.WINDOW_CATALOG, Merge(*e)) for e in later])
+    later = [Merge("2026-11-23", {**head, f"active_users.1001{m}0": v}) for m, v in ((0, 8),)] + \
+        [Merge("2026-11-23", {**head, "active_users.100000": 4})] * 2
+    upsert_routed(target, [(c.ACTIVE_USERS, m) for m in later])
     # Then one document holds both windows with their latest values, and a write stamp
-    doc = mongo_db[c.WINDOW_CATALOG].find_one({c.ID: c.catalog_id(c.ACTIVE_USERS, "2026-11-23")})
-    assert doc[c.WINDOWS] == {"100000": 4, "100100": 8}
-    assert (doc[c.COLLECTION], doc[c.DAY], doc[c.WINDOW_SECONDS]) == (c.ACTIVE_USERS, "2026-11-23", 300)
+    doc = mongo_db[c.ACTIVE_USERS].find_one({c.ID: "2026-11-23"})
+    assert doc[c.ACTIVE_USERS_COUNT] == {"100000": 4, "100100": 8}
+    assert (doc[c.DAY], doc[c.WINDOW_SECONDS]) == ("2026-11-23", 300)
     assert isinstance(doc[c.UPDATED_AT], datetime)
 
 
 def test_a_full_command_first_flushes_what_was_yielded_before_it(mongo_uri, mongo_db):
-    # Given commands of two operations, and a page document followed by two catalog merges (the catalog fills first)
+    # Given commands of two operations, and a page document followed by two active-users merges (those fill first)
     commands: list[str] = []
     recording = [True]
 
@@ -73,15 +73,14 @@ def test_a_full_command_first_flushes_what_was_yielded_before_it(mongo_uri, mong
 
     monitoring.register(Recorder())  # clients created from now on report their commands
     target = MongoTarget(mongo_uri, mongo_db.name, ops_per_command=2)
-    merges = [Merge(*c.catalog_entry(c.PAGE_VIEWS, WS + timedelta(days=d), WS + timedelta(days=d, minutes=15), 1))
-              for d in (0, 1)]
+    merges = [Merge(f"2026-11-2{d}", {f"active_users.1000{d}0": 1}) for d in (3, 4)]
     # When they are written
     try:
-        upsert_routed(target, [(c.PAGE_VIEWS, page_doc("/a", 1)), *((c.WINDOW_CATALOG, m) for m in merges)])
+        upsert_routed(target, [(c.PAGE_VIEWS, page_doc("/a", 1)), *((c.ACTIVE_USERS, m) for m in merges)])
     finally:
         recording[0] = False  # pymongo cannot unregister a listener: silence it for the rest of the session
-    # Then the page document went first, in its own command, and the catalog after it
-    assert commands[-2:] == [c.PAGE_VIEWS, c.WINDOW_CATALOG]
+    # Then the page document went first, in its own command, and the merges after it
+    assert commands[-2:] == [c.PAGE_VIEWS, c.ACTIVE_USERS]
 
 
 def test_nothing_to_write_opens_no_connection():

@@ -1,0 +1,247 @@
+"""The read API: what the report (and alerts, tests, benchmarks) ask of stored data, in the terms they show.
+
+Callers ask for the active-users series, the latest complete window, the top pages or the users of a window, the
+health minutes or the invalid events of a range, and get plain dicts keyed by contract field names (aware UTC
+datetimes) without knowing how documents are shaped: buckets by day, panes sharded by hash (storage/contract.py).
+
+Every filter is an equality: on an `_id`, a pane start or a time bucket. MongoDB serves those from the indexes of
+`storage.indexes.INDEXES`; FerretDB v1 pushes equalities (and only those) down to PostgreSQL and decodes the whole
+collection for anything else (a range or a sort took seconds on a week of data). Sums, unions and ranking happen
+here, over the few documents read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from storage import contract as c
+from storage.layout import Layout, Windows, read_layout
+from storage.rollup import minute_point
+
+Doc = dict[str, Any]
+
+LATEST_RULE = (
+    "The latest complete window is the newest one whose end is at or before now (UTC); when every stored "
+    "window ends after now (clock skew, future-stamped events), the newest stored window is used instead. "
+    "Replayed, historical data therefore shows its own newest window."
+)
+
+_BATCH_FIELDS = {
+    c.ID: 0, c.QUERY: 1, c.BATCH_ID: 1, c.TIMESTAMP: 1, c.INPUT_ROWS: 1, c.INPUT_ROWS_PER_SECOND: 1,
+    c.PROCESSED_ROWS_PER_SECOND: 1, c.BATCH_DURATION_MS: 1, c.WATERMARK: 1, c.STATE_ROWS: 1,
+    c.DROPPED_BY_WATERMARK: 1, c.DUPLICATES_DROPPED: 1, c.VALID_ROWS: 1, c.INVALID_ROWS: 1,
+}
+_INVALID_FIELDS = {c.ID: 0, c.REASON: 1, c.DETAIL: 1, c.RAW: 1, c.RAW_TRUNCATED: 1, c.TOPIC: 1, c.PARTITION: 1,
+                   c.OFFSET: 1, c.KAFKA_TIMESTAMP: 1}
+
+
+def utc(ts: datetime) -> datetime:
+    """An aware UTC instant (pymongo returns naive UTC datetimes unless the client is tz-aware)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def layout(db: Database) -> Layout | None:
+    """The windows the job computes (None before a job ran against this database)."""
+    return read_layout(db)
+
+
+# --- active users --------------------------------------------------------------------------------------------------
+
+
+def active_windows(docs: Iterable[Doc]) -> list[Doc]:
+    """The windows held in active_users day documents, newest first: {window_start, window_end, active_users,
+    updated_at} (`updated_at`: the day document's last write, as close as storage gets to the window's)."""
+    out = []
+    for doc in docs:
+        size = timedelta(seconds=int(doc[c.WINDOW_SECONDS]))
+        for key, users in (doc.get(c.ACTIVE_USERS_COUNT) or {}).items():
+            start = c.window_start_of(doc[c.DAY], key)
+            out.append({c.WINDOW_START: start, c.WINDOW_END: start + size, c.ACTIVE_USERS_COUNT: int(users),
+                        c.UPDATED_AT: doc.get(c.UPDATED_AT)})
+    return sorted(out, key=lambda w: w[c.WINDOW_START], reverse=True)
+
+
+def _active_days(db: Database, days: Iterable[str]) -> list[Doc]:
+    found = (db[c.ACTIVE_USERS].find_one({c.ID: day}) for day in sorted(set(days)))
+    return [d for d in found if d is not None]
+
+
+def recent_active_windows(db: Database, now: datetime) -> list[Doc]:
+    """Active-users windows of today and yesterday (UTC), newest first; of the newest two stored days when both are
+    empty, so a job stopped days ago, or replayed data of last month, is still found (one small document per day)."""
+    docs = _active_days(db, [c.day_bucket(now - timedelta(days=1)), c.day_bucket(now)])
+    if not docs:
+        docs = list(db[c.ACTIVE_USERS].find({}).sort(c.DAY, DESCENDING).limit(2))
+    return active_windows(docs)
+
+
+def active_users_series(db: Database, first_start: datetime, last_start: datetime,
+                        known: Iterable[Doc] = ()) -> list[Doc]:
+    """Active-users windows starting in `(first_start, last_start]`, oldest first. Days already read (`known`
+    windows, e.g. from `recent_active_windows`) are not read again."""
+    known = list(known)
+    loaded = {c.day_bucket(w[c.WINDOW_START]) for w in known}
+    missing = [d for d in c.buckets_between(c.DAY, first_start, last_start) if d not in loaded]
+    windows = known + active_windows(_active_days(db, missing))
+    return sorted((w for w in windows if first_start < w[c.WINDOW_START] <= last_start), key=lambda w: w[c.WINDOW_START])
+
+
+def latest_complete(windows: list[Doc], now: datetime) -> tuple[Doc | None, Doc | None]:
+    """From windows sorted newest first: the latest complete one and the one stored just before it (LATEST_RULE)."""
+    for i, w in enumerate(windows):
+        if utc(w[c.WINDOW_END]) <= now:
+            return w, (windows[i + 1] if i + 1 < len(windows) else None)
+    if windows:
+        return windows[0], (windows[1] if len(windows) > 1 else None)
+    return None, None
+
+
+def newest_aggregate(db: Database, now: datetime) -> Doc | None:
+    """The newest stored active-users window (every valid event is in one), with `updated_at`; None when none."""
+    windows = recent_active_windows(db, now)
+    return windows[0] if windows else None
+
+
+# --- panes: page views and user sessions ---------------------------------------------------------------------------
+
+
+def _window(windows: Windows, end: datetime) -> Doc:
+    start, stop = windows.ending_by(utc(end))
+    return {c.WINDOW_START: start, c.WINDOW_END: stop}
+
+
+def _pane_values(db: Database, collection: str, values_field: str, windows: Windows, start: datetime) -> Counter:
+    """The values of every pane of the window starting at `start`, summed by key (one equality read per pane)."""
+    total: Counter = Counter()
+    for pane in windows.panes(start):
+        for doc in db[collection].find({c.PANE_START: pane}, {c.ID: 0, values_field: 1}):
+            total.update({k: int(v) for k, v in (doc.get(values_field) or {}).items()})
+    return total
+
+
+@dataclass(frozen=True)
+class PageViews:
+    """The page views of one window: its bounds, its pages (most viewed first), and totals over all of them."""
+
+    window: Doc
+    pages: list[Doc] = field(default_factory=list)  # [{page_url, views}], at most the limit asked for
+    total_views: int = 0
+    distinct_pages: int = 0
+
+
+def page_views(db: Database, lay: Layout, end: datetime, limit: int) -> PageViews:
+    """Views per page in the page-views window ending at (or last before) `end`, most viewed first, then by URL."""
+    window = _window(lay.page_views, end)
+    views = _pane_values(db, c.PAGE_VIEWS, c.VIEWS, lay.page_views, window[c.WINDOW_START])
+    ranked = sorted(((c.unescape_key(k), n) for k, n in views.items()), key=lambda p: (-p[1], p[0]))
+    return PageViews(window, [{c.PAGE_URL: url, c.VIEWS: n} for url, n in ranked[:limit]], sum(views.values()),
+                     len(ranked))
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The users of one user-sessions window: sessions-per-user histogram and the top users."""
+
+    window: Doc
+    histogram: list[tuple[int, int]] = field(default_factory=list)  # (sessions, users), by sessions
+    top_users: list[Doc] = field(default_factory=list)  # [{user_id, events, sessions}]
+    users: int = 0
+
+
+def window_users(db: Database, lay: Layout, end: datetime) -> tuple[Doc, list[Doc]]:
+    """The user-sessions window ending at (or last before) `end`, and each of its users: {user_id, sessions, events}.
+
+    A user's sessions are the distinct session ids of the window's panes, their events the sum.
+    """
+    window = _window(lay.user_sessions, end)
+    pairs = _pane_values(db, c.USER_SESSIONS, c.EVENTS, lay.user_sessions, window[c.WINDOW_START])
+    users: dict[str, list] = {}
+    for key, events in pairs.items():
+        user, session = c.split_session_key(key)
+        entry = users.setdefault(user, [0, set()])
+        entry[0] += events
+        entry[1].add(session)
+    return window, [{c.USER_ID: u, c.SESSIONS: len(s), c.EVENTS: n} for u, (n, s) in users.items()]
+
+
+def _rank(user: Doc) -> tuple[int, int, str]:
+    """Top users order: most events, then most sessions, then user id (stable across renders)."""
+    return -int(user[c.EVENTS]), -int(user[c.SESSIONS]), str(user[c.USER_ID])
+
+
+def sessions(db: Database, lay: Layout, end: datetime, top: int) -> Sessions:
+    """Sessions-per-user histogram and the `top` users (by events, then sessions) of the window ending by `end`."""
+    window, users = window_users(db, lay, end)
+    histogram = sorted(Counter(int(u[c.SESSIONS]) for u in users).items())
+    return Sessions(window, histogram, sorted(users, key=_rank)[:top], len(users))
+
+
+# --- pipeline health -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """Per-minute points of both queries' batches (storage.rollup.minute_point), newest first, and the newest batch."""
+
+    points: list[Doc] = field(default_factory=list)
+    newest: Doc | None = None  # the newest point of either query (its last batch's time)
+    newest_aggregates_batch: Doc | None = None  # the aggregates query's newest batch, whole (pipeline_metrics)
+
+
+def _minutes_in(db: Database, hour: str) -> list[Doc]:
+    return [minute_point(d) for d in db[c.PIPELINE_MINUTES].find({c.HOUR: hour})]
+
+
+def health(db: Database, now: datetime, span: timedelta, limit: int) -> Health:
+    """The points of the `span` before the newest batch (at most `limit`), read an hour bucket at a time."""
+    read: dict[str, list[Doc]] = {}
+    for hour in (c.hour_bucket(now), c.hour_bucket(now - timedelta(hours=1))):
+        read[hour] = _minutes_in(db, hour)
+        if read[hour]:
+            break
+    else:  # the job has not written for an hour or more: find its newest minute the slow way (a full read)
+        newest_doc = db[c.PIPELINE_MINUTES].find_one({}, sort=[(c.MINUTE, DESCENDING)])
+        if newest_doc is None:
+            return Health()
+        hour = c.hour_bucket(newest_doc[c.MINUTE])
+        read[hour] = _minutes_in(db, hour)
+    newest = max((p for docs in read.values() for p in docs), key=lambda p: utc(p[c.TIMESTAMP]))
+    until = utc(newest[c.TIMESTAMP])
+    after = until - span
+    points: list[Doc] = []
+    for hour in c.buckets_between(c.HOUR, after, until):
+        docs = read[hour] if hour in read else _minutes_in(db, hour)
+        points += [p for p in docs if after < utc(p[c.TIMESTAMP]) <= until]
+        if len(points) >= limit:
+            break
+    points = sorted(points, key=lambda p: utc(p[c.TIMESTAMP]), reverse=True)[:limit]
+    newest_agg = next((p for p in points if p[c.QUERY] == c.AGGREGATES_QUERY), None)
+    batch = None
+    if newest_agg is not None:
+        batch = db[c.PIPELINE_METRICS].find_one(
+            {c.ID: c.metrics_id(c.AGGREGATES_QUERY, newest_agg[c.RUN_ID], newest_agg[c.BATCH_ID])}, _BATCH_FIELDS)
+    return Health(points, newest, batch)
+
+
+# --- invalid events ------------------------------------------------------------------------------------------------
+
+HOURLY_UP_TO = timedelta(days=2)  # invalid events of longer ranges are read a day bucket at a time
+
+
+def invalid_events(db: Database, after: datetime, until: datetime, limit: int) -> list[Doc]:
+    """Invalid events whose Kafka timestamp is in `(after, until]`, newest first, at most `limit` (whole documents)."""
+    bucket = c.HOUR if until - after <= HOURLY_UP_TO else c.DAY
+    events: list[Doc] = []
+    for b in c.buckets_between(bucket, after, until):
+        found = db[c.INVALID_EVENTS].find({bucket: b}, _INVALID_FIELDS)
+        events += [e for e in found if after < utc(e[c.KAFKA_TIMESTAMP]) <= until]
+        if len(events) >= limit:
+            break
+    return sorted(events, key=lambda e: utc(e[c.KAFKA_TIMESTAMP]), reverse=True)[:limit]
