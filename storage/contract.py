@@ -96,6 +96,17 @@ DUPLICATES_DROPPED = "duplicates_dropped"
 VALID_ROWS = "valid_rows"
 INVALID_ROWS = "invalid_rows"
 
+# pipeline_metrics, Kafka lag (from the batch's Kafka source progress; absent when the source reported none):
+# offsets_behind_latest = records in Kafka past the batch's end offsets when the batch ran, summed over partitions
+# (Spark's latestOffset minus endOffset; Spark itself reports only the min, avg and max per partition);
+# avg_/max_offsets_behind_latest = Spark's avgOffsetsBehindLatest / maxOffsetsBehindLatest;
+# end_offsets = [{topic, partition, offset}]: the next offset the query reads in each partition once this batch is
+# committed, so lag can be measured against Kafka's latest offsets even after the job died.
+OFFSETS_BEHIND_LATEST = "offsets_behind_latest"
+AVG_OFFSETS_BEHIND_LATEST = "avg_offsets_behind_latest"
+MAX_OFFSETS_BEHIND_LATEST = "max_offsets_behind_latest"
+END_OFFSETS = "end_offsets"
+
 
 def iso_minute(ts: datetime) -> str:
     """Render a UTC instant as the fixed-width text used inside document ids."""
