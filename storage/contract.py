@@ -208,3 +208,43 @@ def catalog_entry(collection: str, window_start: datetime, window_end: datetime,
         COLLECTION: collection, DAY: day, WINDOW_SECONDS: int((window_end - window_start).total_seconds()),
         f"{WINDOWS}.{catalog_key(window_start)}": value,
     }
+
+
+# alerts: one document per alert episode, written by the alerts program (alerts/): one rule's breach, from pending
+# to firing and resolved, or cancelled when the value recovered within the rule's "for" duration:
+# {_id: "<rule>|<started_at>", rule, state, started_at, fired_at, resolved_at, last_notified_at, clear_since, value
+#  (the newest measured), threshold, summary (the newest measurement in words), checks (rounds that measured it),
+#  last_checked_at, transitions: [{state, at, value}], deliveries: [{channel, kind, at, ok, attempts, error}],
+#  day, hour (buckets of started_at), updated_at}. The open ones (pending, firing) are the program's state, so a
+#  restart or a `--once` run from cron carries on where the previous round stopped.
+ALERTS = "alerts"
+RULE = "rule"
+STATE = "state"
+STARTED_AT = "started_at"
+FIRED_AT = "fired_at"
+RESOLVED_AT = "resolved_at"
+LAST_NOTIFIED_AT = "last_notified_at"
+CLEAR_SINCE = "clear_since"
+VALUE = "value"
+THRESHOLD = "threshold"
+SUMMARY = "summary"
+CHECKS = "checks"
+LAST_CHECKED_AT = "last_checked_at"
+TRANSITIONS = "transitions"
+DELIVERIES = "deliveries"
+AT = "at"
+CHANNEL = "channel"
+KIND = "kind"
+DELIVERED = "ok"
+ATTEMPTS = "attempts"
+ERROR = "error"
+ALERT_PENDING = "pending"
+ALERT_FIRING = "firing"
+ALERT_RESOLVED = "resolved"
+ALERT_CANCELLED = "cancelled"
+OPEN_ALERT_STATES = (ALERT_PENDING, ALERT_FIRING)
+
+
+def alert_id(rule: str, started_at: datetime) -> str:
+    """Document id of one alert episode: its rule and the instant it started (to the microsecond)."""
+    return f"{rule}|{_utc(started_at):%Y-%m-%dT%H:%M:%S.%fZ}"
