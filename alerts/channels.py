@@ -166,5 +166,6 @@ def _send(channel: Channel, n: Notification, delivery: DeliverySettings, clock: 
                             n.rule, attempt, delivery.attempts, error, wait)
                 sleep(wait)
                 wait *= 2
-    log.error("%s gave up on %s %s after %d attempts: %s", channel, n.kind, n.rule, delivery.attempts, error)
+    log.error("%s gave up on %s %s after %d attempt%s: %s", channel, n.kind, n.rule, delivery.attempts,
+              "s" if delivery.attempts > 1 else "", error)
     return Delivery(channel.name, n, False, delivery.attempts, error, clock())

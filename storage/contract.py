@@ -246,5 +246,6 @@ OPEN_ALERT_STATES = (ALERT_PENDING, ALERT_FIRING)
 
 
 def alert_id(rule: str, started_at: datetime) -> str:
-    """Document id of one alert episode: its rule and the instant it started (to the microsecond)."""
-    return f"{rule}|{_utc(started_at):%Y-%m-%dT%H:%M:%S.%fZ}"
+    """Document id of one alert episode: its rule and the instant it started, to the millisecond (as BSON keeps it)."""
+    at = _utc(started_at)
+    return f"{rule}|{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
