@@ -16,8 +16,8 @@ from alerts import history
 from alerts.channels import Channel, Delivery, Notification, deliver
 from alerts.offsets import KafkaUnavailable, read_kafka
 from alerts.readings import read_job
-from alerts.rules import BY_NAME, Measurement, utc_text, value_text
-from alerts.settings import AlertsSettings, RuleSettings, seconds_text
+from alerts.rules import BY_NAME, Measurement, age_text, utc_text, value_text
+from alerts.settings import AlertsSettings, RuleSettings
 from alerts.snapshot import KafkaView, Snapshot
 from alerts.state import Episode, Kind, State, step
 from storage import contract as c
@@ -60,7 +60,7 @@ def notification(kind: Kind, e: Episode, rule: RuleSettings) -> Notification:
         said = (f"back at or below {value_text(spec.unit, rule.clear)} (fired {utc_text(e.fired_at)})"
                 if e.fired_at else "back to normal")
     else:
-        said = (f"above {value_text(spec.unit, rule.threshold)} for {seconds_text(rule.for_)} or more "
+        said = (f"above {value_text(spec.unit, rule.threshold)} for {age_text(rule.for_.total_seconds())} or more "
                 f"(since {utc_text(e.started_at)})")
     details = {"rule": rule.name, "title": spec.title, "state": str(e.state), "kind": str(kind),
                "value": e.value, "value_text": value_text(spec.unit, e.value), "threshold": rule.threshold,
@@ -132,7 +132,7 @@ class Watcher:
     def _log_state(e: Episode, rule: RuleSettings) -> None:
         """Pending and cancelled are logged here; firing and resolved go out as notifications (the log channel)."""
         if e.state is State.PENDING:
-            log.info("%s pending: %s (fires if it lasts %s)", e.rule, e.summary, seconds_text(rule.for_))
+            log.info("%s pending: %s (fires if it lasts %s)", e.rule, e.summary, age_text(rule.for_.total_seconds()))
         elif e.state is State.CANCELLED:
             log.info("%s cancelled before it fired: %s", e.rule, e.summary)
 
