@@ -193,7 +193,8 @@ class _Layers:
 
     def get(self, flag: str | None, env: str | None, toml_path: tuple[str, ...], default: Any,
             convert: Callable[[Any], Any] = lambda v: v) -> Any:
-        sources = [(f"--{flag.replace('_', '-')}" if flag else "", getattr(self._ns, flag, None) if flag else None),
+        shown = _flag(*flag.split("__")) if flag and "__" in flag else f"--{(flag or '').replace('_', '-')}"
+        sources = [(shown, getattr(self._ns, flag, None) if flag else None),
                    (env or "", self._env.get(env) or None if env else None),
                    (f"{'.'.join(toml_path)} in the config", self._dig(toml_path))]
         for where, raw in sources:
