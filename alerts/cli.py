@@ -18,34 +18,25 @@ import os
 import signal
 import sys
 import threading
-import tomllib
-from collections.abc import Callable, Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from alerts.rules import BY_NAME, RULES, Unit
-from alerts.settings import (
-    AlertsSettings,
-    DeliverySettings,
-    EmailSettings,
-    RuleSettings,
-    WebhookSettings,
-    parse_duration,
-    seconds_text,
+from alerts.config import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_MONGO_URI,
+    env_name,
+    flag_name,
+    secrets_of,
+    settings_from,
+    show_value,
 )
+from alerts.rules import BY_NAME, RULES, Unit
+from alerts.settings import AlertsSettings, seconds_text
 from storage import contract as c
 from storage.client import mask_uri
 
 log = logging.getLogger("clickpulse.alerts")
 PROG = "python -m alerts"
-DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-RULE_FIELDS = ("threshold", "for", "clear", "clear_for", "window", "enabled")
-_TOP_KEYS = {"interval", "repeat_interval", "database", "bootstrap_servers", "rules", "webhook", "email", "delivery"}
-_SECTION_KEYS = {"webhook": {"url", "timeout"},
-                 "email": {"host", "port", "starttls", "from", "to", "ca_file", "timeout"},
-                 "delivery": {"attempts", "backoff"}}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,14 +44,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _flag(rule: str, name: str) -> str:
-    return f"--{rule.replace('_', '-')}-{name.replace('_', '-')}"
-
-
-def _env_name(rule: str, name: str) -> str:
-    return f"CLICKPULSE_ALERT_{rule.upper()}_{name.upper()}"
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -90,17 +73,17 @@ def main_parser() -> argparse.ArgumentParser:
             "a ratio (0.05 or 5%)" if rule.unit is Unit.RATIO else str(rule.unit))
         g = p.add_argument_group(f"rule {rule.name}: {rule.title}",
                                  f"{rule.help}. Values: {unit}. "
-                                 f"Env {_env_name(rule.name, '<FIELD>')}; TOML [rules.{rule.name}].")
-        g.add_argument(_flag(rule.name, "threshold"), dest=f"{rule.name}__threshold", metavar="V",
-                       help=f"breached above this (default {_show(rule.unit, d.threshold)})".replace("%", "%%"))
-        g.add_argument(_flag(rule.name, "for"), dest=f"{rule.name}__for", metavar="DURATION",
+                                 f"Env {env_name(rule.name, '<FIELD>')}; TOML [rules.{rule.name}].")
+        g.add_argument(flag_name(rule.name, "threshold"), dest=f"{rule.name}__threshold", metavar="V",
+                       help=f"breached above this (default {show_value(rule.unit, d.threshold)})".replace("%", "%%"))
+        g.add_argument(flag_name(rule.name, "for"), dest=f"{rule.name}__for", metavar="DURATION",
                        help=f"fires once breached this long (default {seconds_text(d.for_)})")
-        g.add_argument(_flag(rule.name, "clear"), dest=f"{rule.name}__clear", metavar="V",
-                       help=f"resolves at or below this (default {_show(rule.unit, d.clear)})".replace("%", "%%"))
-        g.add_argument(_flag(rule.name, "clear_for"), dest=f"{rule.name}__clear_for", metavar="DURATION",
+        g.add_argument(flag_name(rule.name, "clear"), dest=f"{rule.name}__clear", metavar="V",
+                       help=f"resolves at or below this (default {show_value(rule.unit, d.clear)})".replace("%", "%%"))
+        g.add_argument(flag_name(rule.name, "clear_for"), dest=f"{rule.name}__clear_for", metavar="DURATION",
                        help=f"... for this long (default {seconds_text(d.clear_for)})")
         if d.window is not None:
-            g.add_argument(_flag(rule.name, "window"), dest=f"{rule.name}__window", metavar="DURATION",
+            g.add_argument(flag_name(rule.name, "window"), dest=f"{rule.name}__window", metavar="DURATION",
                            help=f"measured over the last (default {seconds_text(d.window)})")
 
     ch = p.add_argument_group("channels", "Every notification goes to the log; also to a webhook and email when set.")
@@ -126,189 +109,6 @@ def main_parser() -> argparse.ArgumentParser:
     o.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None,
                    help="(env CLICKPULSE_LOG_LEVEL, default INFO)")
     return p
-
-
-def _show(unit: Unit, value: float) -> str:
-    if unit is Unit.SECONDS:
-        return seconds_text(timedelta(seconds=value))
-    if unit is Unit.RATIO:
-        return f"{value:.0%}"
-    return f"{value:g}"
-
-
-def rule_value(unit: Unit, raw: Any) -> float:
-    """A threshold in the rule's unit: durations for seconds, '5%' or 0.05 for ratios, numbers otherwise."""
-    if unit is Unit.SECONDS:
-        return parse_duration(raw).total_seconds()
-    text = str(raw).strip()
-    try:
-        value = float(text[:-1]) / 100 if unit is Unit.RATIO and text.endswith("%") else float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {raw!r}") from None
-    if unit is Unit.RATIO and not 0 <= value <= 1:
-        raise ValueError(f"not a ratio between 0 and 1: {raw!r}")
-    return value
-
-
-def _bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a yes/no value: {raw!r}")
-
-
-def load_toml(path: Path) -> dict[str, Any]:
-    """The config file, with unknown keys refused (a typo must not silently keep a default)."""
-    try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except OSError as e:
-        raise ValueError(f"cannot read config {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"config {path} is not valid TOML: {e}") from None
-    unknown = set(doc) - _TOP_KEYS
-    for section, keys in _SECTION_KEYS.items():
-        unknown |= {f"{section}.{k}" for k in set(doc.get(section) or {}) - keys}
-    for name, fields in (doc.get("rules") or {}).items():
-        if name not in BY_NAME:
-            unknown.add(f"rules.{name}")
-        elif not isinstance(fields, dict):
-            unknown.add(f"rules.{name} (not a table)")
-        else:
-            unknown |= {f"rules.{name}.{k}" for k in set(fields) - set(RULE_FIELDS)}
-    if unknown:
-        raise ValueError(f"config {path}: unknown key(s) {', '.join(sorted(unknown))}")
-    return doc
-
-
-class _Layers:
-    """flag > env > TOML > default, one setting at a time; errors name where the bad value came from."""
-
-    def __init__(self, ns: argparse.Namespace, env: Mapping[str, str], toml: Mapping[str, Any]) -> None:
-        self._ns, self._env, self._toml = ns, env, toml
-
-    def get(self, flag: str | None, env: str | None, toml_path: tuple[str, ...], default: Any,
-            convert: Callable[[Any], Any] = lambda v: v) -> Any:
-        shown = _flag(*flag.split("__")) if flag and "__" in flag else f"--{(flag or '').replace('_', '-')}"
-        sources = [(shown, getattr(self._ns, flag, None) if flag else None),
-                   (env or "", self._env.get(env) or None if env else None),
-                   (f"{'.'.join(toml_path)} in the config", self._dig(toml_path))]
-        for where, raw in sources:
-            if raw is not None:
-                try:
-                    return convert(raw)
-                except ValueError as e:
-                    raise ValueError(f"{where}: {e}") from None
-        return default
-
-    def _dig(self, path: tuple[str, ...]) -> Any:
-        node: Any = self._toml
-        for key in path:
-            if not isinstance(node, Mapping) or key not in node:
-                return None
-            node = node[key]
-        return node
-
-
-def _duration(raw: Any) -> timedelta:
-    return parse_duration(raw)
-
-
-def _rules(layers: _Layers, ns: argparse.Namespace, env: Mapping[str, str], toml: Mapping[str, Any]) -> tuple[RuleSettings, ...]:
-    chosen = layers.get("rules", "CLICKPULSE_ALERTS_RULES", ("__none__",), None,
-                        lambda v: [n.strip() for n in str(v).split(",") if n.strip()])
-    if chosen is not None:
-        unknown = [n for n in chosen if n not in BY_NAME]
-        if unknown or not chosen:
-            raise ValueError(f"--rules: unknown rule(s) {', '.join(unknown) or '(none given)'}: choose from "
-                             f"{', '.join(BY_NAME)}")
-    out = []
-    for rule in RULES:
-        d = rule.defaults
-
-        def pick(name: str, default: Any, convert: Callable[[Any], Any], rule_name: str = rule.name) -> Any:
-            return layers.get(f"{rule_name}__{name}" if name != "enabled" else None, _env_name(rule_name, name),
-                              ("rules", rule_name, name), default, convert)
-
-        def value(raw: Any, unit: Unit = rule.unit) -> float:
-            return rule_value(unit, raw)
-
-        threshold = pick("threshold", d.threshold, value)
-        explicit_clear = pick("clear", None, value)
-        # A threshold set without a clear level keeps the default's hysteresis ratio (never above the threshold).
-        clear = explicit_clear if explicit_clear is not None else (
-            d.clear if threshold == d.threshold else threshold * (d.clear / d.threshold if d.threshold else 1))
-        enabled = pick("enabled", True, _bool) and (chosen is None or rule.name in chosen)
-        try:
-            out.append(RuleSettings(rule.name, threshold, pick("for", d.for_, _duration), clear,
-                                    pick("clear_for", d.clear_for, _duration),
-                                    pick("window", d.window, _duration) if d.window is not None else None, enabled))
-        except ValueError as e:
-            raise ValueError(f"rule {e}") from None
-    return tuple(out)
-
-
-def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> AlertsSettings:
-    """Build the settings (ValueError with a one-line message when something is wrong)."""
-    config = ns.config or (Path(env["CLICKPULSE_ALERTS_CONFIG"]) if env.get("CLICKPULSE_ALERTS_CONFIG") else None)
-    toml = load_toml(config) if config else {}
-    layers = _Layers(ns, env, toml)
-    webhook_url = layers.get("webhook_url", "CLICKPULSE_ALERTS_WEBHOOK_URL", ("webhook", "url"), None, str)
-    webhook = None if webhook_url is None else WebhookSettings(
-        webhook_url, layers.get("webhook_timeout", None, ("webhook", "timeout"), timedelta(seconds=10), _duration))
-    smtp_host = layers.get("smtp_host", "CLICKPULSE_SMTP_HOST", ("email", "host"), None, str)
-    email = None
-    if smtp_host is not None:
-        to = layers.get("smtp_to", "CLICKPULSE_SMTP_TO", ("email", "to"), "",
-                        lambda v: tuple(v) if isinstance(v, list) else tuple(a.strip() for a in str(v).split(",") if a.strip()))
-        ca = layers.get("smtp_ca_file", "CLICKPULSE_SMTP_CA_FILE", ("email", "ca_file"), None, Path)
-        email = EmailSettings(
-            host=smtp_host, sender=layers.get("smtp_from", "CLICKPULSE_SMTP_FROM", ("email", "from"), "", str),
-            recipients=to, port=layers.get("smtp_port", "CLICKPULSE_SMTP_PORT", ("email", "port"), 587, _port),
-            starttls=layers.get("smtp_starttls", "CLICKPULSE_SMTP_STARTTLS", ("email", "starttls"), True, _bool),
-            username=env.get("CLICKPULSE_SMTP_USER") or None, password=env.get("CLICKPULSE_SMTP_PASSWORD") or None,
-            ca_file=ca, timeout=layers.get("smtp_timeout", None, ("email", "timeout"), timedelta(seconds=10), _duration))
-    delivery = DeliverySettings(
-        attempts=layers.get("delivery_attempts", None, ("delivery", "attempts"), 3, _int),
-        backoff=layers.get("delivery_backoff", None, ("delivery", "backoff"), timedelta(seconds=1), _duration))
-    return AlertsSettings(
-        mongo_uri=layers.get("mongo_uri", "CLICKPULSE_MONGO_URI", ("__none__",), DEFAULT_MONGO_URI, str),
-        database=layers.get("database", "CLICKPULSE_DATABASE", ("database",), c.DEFAULT_DATABASE, str),
-        bootstrap_servers=layers.get("bootstrap_servers", "CLICKPULSE_BOOTSTRAP_SERVERS", ("bootstrap_servers",),
-                                     DEFAULT_BOOTSTRAP, str),
-        rules=_rules(layers, ns, env, toml),
-        interval=layers.get("interval", "CLICKPULSE_ALERTS_INTERVAL", ("interval",), timedelta(seconds=30), _duration),
-        repeat_interval=layers.get("repeat_interval", "CLICKPULSE_ALERTS_REPEAT_INTERVAL", ("repeat_interval",),
-                                   timedelta(hours=1), _duration),
-        webhook=webhook, email=email, delivery=delivery,
-        kafka_timeout=_duration(ns.kafka_timeout), mongo_timeout=_duration(ns.mongo_timeout),
-        log_format=layers.get("log_format", "CLICKPULSE_LOG_FORMAT", ("__none__",), "text", str),
-    )
-
-
-def _int(raw: Any) -> int:
-    try:
-        return int(str(raw))
-    except ValueError:
-        raise ValueError(f"not a whole number: {raw!r}") from None
-
-
-def _port(raw: Any) -> int:
-    return _int(raw)
-
-
-def secrets_of(settings: AlertsSettings) -> list[str]:
-    """What must never appear in a log line."""
-    out = []
-    if settings.webhook is not None:
-        out.append(settings.webhook.url)
-    if settings.email is not None and settings.email.password:
-        out.append(settings.email.password)
-    return out
 
 
 def run_cli(args: list[str] | None = None) -> int:
@@ -344,7 +144,7 @@ def run(settings: AlertsSettings, once: bool) -> int:
     client = connect(settings.mongo_uri, "clickpulse-alerts", timeout_ms, socket_timeout_ms=4 * timeout_ms)
     try:
         watcher = Watcher(settings, client[settings.database], channels)
-        rules = ", ".join(f"{r.name}>{_show(BY_NAME[r.name].unit, r.threshold)} for {seconds_text(r.for_)}"
+        rules = ", ".join(f"{r.name}>{show_value(BY_NAME[r.name].unit, r.threshold)} for {seconds_text(r.for_)}"
                           for r in settings.enabled_rules)
         log.info("watching MongoDB %s (database %s) and Kafka at %s %s; rules: %s; channels: %s",
                  mask_uri(settings.mongo_uri), settings.database, settings.bootstrap_servers,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.cli import main_parser, run_cli, settings_from
+from alerts.cli import main_parser, run_cli
+from alerts.config import settings_from
 
 ENV_NONE: dict[str, str] = {}
 
