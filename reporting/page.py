@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
-from reporting import charts, health, kpis, labels
+from reporting import alerts_view, charts, health, kpis, labels
 from reporting.loading import (
     INVALID_LIMIT,
     POINT_HOURS,
@@ -330,6 +330,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if data is None:
         return
     st.caption(f"All times are UTC. Data as of {labels.utc(as_of)}; database `{settings.database}`.")
+    alerts_view.show(mongo_client(settings.mongo_uri, settings.timeout_ms)[settings.database], settings.mongo_uri, as_of)
     if data.empty:
         no_data(settings)
         return

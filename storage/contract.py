@@ -19,9 +19,10 @@ INVALID_EVENTS = "invalid_events"
 PIPELINE_METRICS = "pipeline_metrics"
 PIPELINE_MINUTES = "pipeline_minutes"
 PIPELINE_LAYOUT = "pipeline_layout"
+ALERTS = "alerts"  # written by the alerts program (alerts/), see below
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
-ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT, ALERTS)
 
 ID = "_id"
 UPDATED_AT = "updated_at"
@@ -114,6 +115,17 @@ DROPPED_BY_WATERMARK = "dropped_by_watermark"
 DUPLICATES_DROPPED = "duplicates_dropped"
 VALID_ROWS = "valid_rows"
 INVALID_ROWS = "invalid_rows"
+
+# pipeline_metrics, Kafka lag (from the batch's Kafka source progress; absent when the source reported none):
+# offsets_behind_latest = records in Kafka past the batch's end offsets when the batch ran, summed over partitions
+# (Spark's latestOffset minus endOffset; Spark itself reports only the min, avg and max per partition);
+# avg_/max_offsets_behind_latest = Spark's avgOffsetsBehindLatest / maxOffsetsBehindLatest;
+# end_offsets = [{topic, partition, offset}]: the next offset the query reads in each partition once this batch is
+# committed, so lag can be measured against Kafka's latest offsets even after the job died.
+OFFSETS_BEHIND_LATEST = "offsets_behind_latest"
+AVG_OFFSETS_BEHIND_LATEST = "avg_offsets_behind_latest"
+MAX_OFFSETS_BEHIND_LATEST = "max_offsets_behind_latest"
+END_OFFSETS = "end_offsets"
 
 
 def iso_minute(ts: datetime) -> str:
@@ -241,3 +253,43 @@ def split_session_key(name: str) -> tuple[str, str]:
     """Inverse of `session_key`: (user_id, session_id)."""
     user, session = name.split("|", 1)
     return unescape_key(user), unescape_key(session)
+
+
+# alerts: one document per alert episode, written by the alerts program (alerts/): one rule's breach, from pending
+# to firing and resolved, or cancelled when the value recovered within the rule's "for" duration:
+# {_id: "<rule>|<started_at>", rule, state, started_at, fired_at, resolved_at, last_notified_at, clear_since, value
+#  (the newest measured), threshold, summary (the newest measurement in words), checks (rounds that measured it),
+#  last_checked_at, transitions: [{state, at, value}], deliveries: [{channel, kind, at, ok, attempts, error}],
+#  day, hour (buckets of started_at), updated_at}. The open ones (pending, firing) are the program's state, so a
+#  restart or a `--once` run from cron carries on where the previous round stopped.
+RULE = "rule"
+STATE = "state"
+STARTED_AT = "started_at"
+FIRED_AT = "fired_at"
+RESOLVED_AT = "resolved_at"
+LAST_NOTIFIED_AT = "last_notified_at"
+CLEAR_SINCE = "clear_since"
+VALUE = "value"
+THRESHOLD = "threshold"
+SUMMARY = "summary"
+CHECKS = "checks"
+LAST_CHECKED_AT = "last_checked_at"
+TRANSITIONS = "transitions"
+DELIVERIES = "deliveries"
+AT = "at"
+CHANNEL = "channel"
+KIND = "kind"
+DELIVERED = "ok"
+ATTEMPTS = "attempts"
+ERROR = "error"
+ALERT_PENDING = "pending"
+ALERT_FIRING = "firing"
+ALERT_RESOLVED = "resolved"
+ALERT_CANCELLED = "cancelled"
+OPEN_ALERT_STATES = (ALERT_PENDING, ALERT_FIRING)
+
+
+def alert_id(rule: str, started_at: datetime) -> str:
+    """Document id of one alert episode: its rule and the instant it started, to the millisecond (as BSON keeps it)."""
+    at = _utc(started_at)
+    return f"{rule}|{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"

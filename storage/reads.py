@@ -230,6 +230,15 @@ def health(db: Database, now: datetime, span: timedelta, limit: int) -> Health:
     return Health(points, newest, batch)
 
 
+def batch_end_offsets(db: Database, batch_doc_id: str) -> list[Doc] | None:
+    """Where one batch left its query in Kafka ([{topic, partition, offset}], contract.END_OFFSETS), by `_id`.
+
+    None when the batch is not stored or was written before the job recorded offsets.
+    """
+    doc = db[c.PIPELINE_METRICS].find_one({c.ID: batch_doc_id}, {c.ID: 0, c.END_OFFSETS: 1})
+    return None if doc is None or c.END_OFFSETS not in doc else list(doc[c.END_OFFSETS])
+
+
 # --- invalid events ------------------------------------------------------------------------------------------------
 
 HOURLY_UP_TO = timedelta(days=2)  # invalid events of longer ranges are read a day bucket at a time

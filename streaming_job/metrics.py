@@ -54,13 +54,59 @@ def progress_document(p: dict[str, Any]) -> dict[str, Any]:
     # The epoch 0 watermark Spark reports before any event means "no watermark yet".
     if doc[c.WATERMARK] is not None and doc[c.WATERMARK].year == 1970:
         doc[c.WATERMARK] = None
+    doc.update(_kafka_lag(p.get("sources") or []))
     return doc
+
+
+def _partition_offsets(offsets: Any) -> dict[tuple[str, int], int]:
+    """{(topic, partition): offset} from a Kafka source offset ({"topic": {"0": 42}}); empty when not one."""
+    if not isinstance(offsets, dict):
+        return {}
+    return {(topic, int(part)): int(offset) for topic, parts in offsets.items() if isinstance(parts, dict)
+            for part, offset in parts.items()}
+
+
+def _kafka_lag(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lag fields of a batch (storage/contract.py), from its Kafka sources' offsets and metrics."""
+    ends: dict[tuple[str, int], int] = {}
+    behind: int | None = None
+    avg: float | None = None
+    most: int | None = None
+    for source in sources:
+        end = _partition_offsets(source.get("endOffset"))
+        if not end:
+            continue
+        ends.update(end)
+        metrics = source.get("metrics") or {}
+        latest = _partition_offsets(source.get("latestOffset"))
+        if metrics.get("offsetsBehindLatest") is not None:  # not in Spark 4.2's metrics; used if a version adds it
+            behind = (behind or 0) + int(float(metrics["offsetsBehindLatest"]))
+        elif latest:
+            behind = (behind or 0) + sum(max(0, latest[tp] - end[tp]) for tp in end if tp in latest)
+        if metrics.get("avgOffsetsBehindLatest") is not None:
+            avg = max(avg or 0.0, float(metrics["avgOffsetsBehindLatest"]))
+        if metrics.get("maxOffsetsBehindLatest") is not None:
+            most = max(most or 0, int(float(metrics["maxOffsetsBehindLatest"])))
+    if not ends:
+        return {}
+    lag: dict[str, Any] = {c.END_OFFSETS: [{c.TOPIC: t, c.PARTITION: part, c.OFFSET: o}
+                                           for (t, part), o in sorted(ends.items())]}
+    if behind is None and avg is not None:  # no latestOffset in the progress: the mean gives the sum
+        behind = round(avg * len(ends))
+    for name, value in ((c.OFFSETS_BEHIND_LATEST, behind), (c.AVG_OFFSETS_BEHIND_LATEST, avg),
+                        (c.MAX_OFFSETS_BEHIND_LATEST, most)):
+        if value is not None:
+            lag[name] = value
+    return lag
 
 
 def describe(doc: dict[str, Any]) -> str:
     """One readable line for the log."""
     wm = doc[c.WATERMARK].strftime("%Y-%m-%dT%H:%M:%SZ") if doc[c.WATERMARK] else "none"
     extra = "".join(f" {k}={doc[k]}" for k in (c.VALID_ROWS, c.INVALID_ROWS) if k in doc)
+    if c.OFFSETS_BEHIND_LATEST in doc:
+        extra += (f", Kafka lag {doc[c.OFFSETS_BEHIND_LATEST]} records"
+                  f" (max {doc.get(c.MAX_OFFSETS_BEHIND_LATEST, '?')} in a partition)")
     return (f"{doc[c.QUERY]} batch {doc[c.BATCH_ID]}: {doc[c.INPUT_ROWS]} rows in {doc[c.BATCH_DURATION_MS]} ms "
             f"({doc[c.INPUT_ROWS_PER_SECOND]:.0f} in/s, {doc[c.PROCESSED_ROWS_PER_SECOND]:.0f} processed/s),"
             f" watermark {wm}, state {doc[c.STATE_ROWS]} rows, late dropped {doc[c.DROPPED_BY_WATERMARK]},"
