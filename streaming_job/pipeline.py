@@ -4,11 +4,15 @@
   -> bucket `$set`s into active_users, page_views and user_sessions.
 - `invalid_events`: invalid events -> upserts into invalid_events (stateless).
 
-Both read the same topic with Spark's Kafka source; each keeps its own checkpoint directory.
+Both read the same topic with Spark's Kafka source; each keeps its own checkpoint directory. The aggregates query
+reads each partition as a stream of its own, each with its own watermark (see streaming_job/partitions.py).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import reduce
 
@@ -18,6 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from storage import contract as c
 from storage.sink import MongoTarget, partition_writer
+from streaming_job import partitions as kp
 from streaming_job.documents import aggregate_documents, invalid_documents
 from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
@@ -28,6 +33,7 @@ INVALID_QUERY = c.INVALID_EVENTS_QUERY
 QUERIES = c.QUERIES
 
 Step = Callable[[DataFrame], DataFrame]
+log = logging.getLogger(__name__)
 
 
 def run_steps(df: DataFrame, steps: Sequence[Step]) -> DataFrame:
@@ -39,16 +45,28 @@ def parse_steps(s: JobSettings) -> list[Step]:
     return [decode_kafka, validate(s.event_types, s.max_event_bytes, s.max_future)]
 
 
-def aggregate_steps(s: JobSettings) -> list[Step]:
-    """Validated rows -> aggregated window rows (what the state store holds)."""
+def event_steps(s: JobSettings) -> list[Step]:
+    """Validated rows of one stream -> its valid events, with event time and its own watermark declared."""
+    return [valid_events, with_watermark(s.watermark)]
+
+
+def count_steps(s: JobSettings) -> list[Step]:
+    """Valid events of every stream -> aggregated window rows (what the state store holds)."""
     return [
-        valid_events,
         _observe(AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS)),
-        with_watermark(s.watermark),
         deduplicate,
         window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark),
         aggregate,
     ]
+
+
+def aggregate_steps(s: JobSettings) -> list[Step]:
+    """Validated rows of one stream -> aggregated window rows (event_steps then count_steps)."""
+    return [*event_steps(s), *count_steps(s)]
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    return reduce(DataFrame.union, frames)
 
 
 def output_steps(s: JobSettings) -> list[Step]:
@@ -63,17 +81,28 @@ def _observe(name: str, *metrics) -> Step:
     return step
 
 
-def read_kafka(spark: SparkSession, s: JobSettings) -> DataFrame:
+def read_kafka(spark: SparkSession, s: JobSettings, partitions: Sequence[int] | None = None,
+               max_offsets: int | None = None) -> DataFrame:
+    """The topic (all of it, new partitions included as they appear), or only `partitions` of it."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", s.bootstrap_servers)
-        .option("subscribe", s.topic)
         .option("startingOffsets", s.starting_offsets)
         .option("failOnDataLoss", str(s.fail_on_data_loss).lower())
     )
-    if s.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", s.max_offsets_per_trigger)
+    reader = (reader.option("subscribe", s.topic) if partitions is None
+              else reader.option("assign", json.dumps({s.topic: list(partitions)})))
+    if max_offsets:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
     return reader.load()
+
+
+def read_streams(spark: SparkSession, s: JobSettings, groups: Sequence[Sequence[int]]) -> list[DataFrame]:
+    """One Kafka stream per group of partitions; a cap on records per batch is shared out between them."""
+    if len(groups) <= 1:
+        return [read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger)]
+    cap = -(-s.max_offsets_per_trigger // len(groups)) if s.max_offsets_per_trigger else None
+    return [read_kafka(spark, s, g, cap) for g in groups]
 
 
 def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
@@ -118,14 +147,29 @@ def _trigger(s: JobSettings) -> dict[str, object]:
     return {"processingTime": f"{int(s.trigger.interval.total_seconds() * 1000)} milliseconds"}
 
 
+def stream_groups(spark: SparkSession, s: JobSettings, stop: threading.Event | None = None) -> list[list[int]]:
+    """The partitions of each of the aggregates query's streams (see streaming_job/partitions.py)."""
+    partitions = kp.topic_partitions(s.bootstrap_servers, s.topic, stop)
+    existing = kp.checkpoint_streams(spark, s.query_checkpoint(AGGREGATES_QUERY))
+    groups = kp.assign(partitions, kp.streams_for(partitions, existing))
+    if len(partitions) > len(groups) > 1:
+        log.warning("%d partitions share %d streams (fixed by the checkpoint, or the limit of %d): partitions of one "
+                    "stream share a watermark", len(partitions), len(groups), kp.MAX_STREAMS)
+    return groups
+
+
 def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
-                  writers: int | None = None) -> list[StreamingQuery]:
+                  writers: int | None = None, stop: threading.Event | None = None) -> list[StreamingQuery]:
     """Start both queries; each has its own checkpoint directory under `s.checkpoint_dir`.
 
     `writers` caps concurrent Mongo writers per batch (None: one per partition).
     """
-    parsed = run_steps(read_kafka(spark, s), parse_steps(s))
-    aggregated = run_steps(parsed, aggregate_steps(s))
+    groups = stream_groups(spark, s, stop)
+    events = [run_steps(df, [*parse_steps(s), *event_steps(s)]) for df in read_streams(spark, s, groups)]
+    aggregated = run_steps(union_all(events), count_steps(s))
+    log.info("aggregates query reads %d stream(s): %s", len(groups), "; ".join(
+        f"partition{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}" for g in groups))
+    parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), parse_steps(s))
     invalid = run_steps(
         parsed.observe(INVALID_QUERY, F.count(F.col(REASON)).alias(c.INVALID_ROWS)), [invalid_events]
     )

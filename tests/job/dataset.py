@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.reference import Record
+from tests.reference import Record, parse_time
 
 PAGES = [f"/p/{i}" for i in range(25)]
 TYPES = ["page_view", "page_view", "page_view", "click", "add_to_cart", "purchase", "login", "logout", "search"]
@@ -68,6 +68,26 @@ def clicks(seed: int, n: int, start: datetime, span: timedelta, users: int = 40,
     return out
 
 
+def skewed(records: list[tuple[bytes, bytes]], span: timedelta, start: datetime) -> list[tuple[bytes, bytes, int]]:
+    """The records in event-time order, spread over three partitions as a sticky partitioner leaves a backlog: partition
+    0 holds the last half of the event time, partition 1 the first quarter, partition 2 the second quarter (records
+    without an event time go to partition 0). Read at the same pace, partition 0 is always 20+ minutes ahead."""
+    def when(value: bytes) -> datetime | None:
+        try:
+            doc = json.loads(value)
+            return parse_time(doc["timestamp"]) if isinstance(doc, dict) and isinstance(doc.get("timestamp"), str) \
+                else None
+        except (ValueError, KeyError):
+            return None
+
+    timed = sorted(((when(v) or start + span, k, v) for k, v in records), key=lambda r: r[0])
+    out = []
+    for t, k, v in timed:
+        share = (t - start) / span
+        out.append((k, v, 0 if share >= 0.5 else 1 if share < 0.25 else 2))
+    return out
+
+
 def create_topic(bootstrap: str, name: str, partitions: int = 3) -> str:
     from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -79,11 +99,12 @@ def create_topic(bootstrap: str, name: str, partitions: int = 3) -> str:
     return name
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]] | Iterable[tuple[bytes, bytes, int]]) -> int:
+    """Send (key, value) records, partitioned by key, or (key, value, partition) records to the partition given."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=1_048_576)
     n = 0
     try:
-        futures = [producer.send(topic, key=k, value=v) for k, v in records]
+        futures = [producer.send(topic, key=r[0], value=r[1], partition=r[2] if len(r) > 2 else None) for r in records]
         for f in futures:
             f.get(timeout=30)
             n += 1
