@@ -5,7 +5,7 @@ from __future__ import annotations
 from checkpoint_tools.guard import JobStatus
 from checkpoint_tools.lag import PartitionOffsets, partition_lag
 from checkpoint_tools.layout import Checkpoint, QueryCheckpoint, dir_summary, epoch_to_iso, ms_to_iso
-from checkpoint_tools.state import short_provider
+from checkpoint_tools.state import HDFS_PROVIDER, short_provider
 from checkpoint_tools.tables import human_bytes, table
 
 Broker = dict[str, dict[int, PartitionOffsets] | None]
@@ -135,6 +135,9 @@ def render_inspect(report: dict[str, object]) -> str:
               for q in queries if q["pending_batch"] is not None and not q["running"]]
     notes += [f"{q['name']}: {n} SST files that state snapshots reference are missing (those versions cannot be restored)"
               for q in queries if (n := q["state"]["missing_sst_files"])]
+    notes += [f"{q['name']} keeps its state with {HDFS_PROVIDER}, as its checkpoint records: Spark restores that "
+              f"provider whatever the job's default (`reset {q['name']}` starts the query over with the default)"
+              for q in queries if q["state"]["stores"] and q["state"]["provider"] == HDFS_PROVIDER]
     if notes:
         parts += ["", *(f"note: {n}" for n in notes)]
     return "\n".join(parts)
