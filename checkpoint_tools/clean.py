@@ -4,8 +4,10 @@ Retention, per query, with B the newest committed batch and P the newest planned
 - offsets/ and commits/ entries of batches >= O are kept, O = min(B - keep + 1, P - 1): the newest `keep`
   batches, and always the entry before the newest one, which Spark re-reads when it restarts;
 - state (per operator partition): version V is the state batch V starts from, so restoring batch O needs the
-  newest snapshot at or below version O and every delta after it; files older than that snapshot go (without
-  such a snapshot every file stays);
+  newest full version at or below O (the restore base: an HDFS `.snapshot` or a RocksDB `.zip`) and every delta or
+  changelog after it; versioned files older than the base go (without a base every state file stays);
+- RocksDB's shared SST (and archived log) files go when no kept zip references them, so every SST a kept zip
+  needs stays; with checkpoint format v2 a zip is a base only when its uniqueId is the one its batch committed;
 - orphaned temp files (`.<name>.<uuid>.tmp`) and checksum files whose main file is gone or going;
 - nothing at all before the first commit, and never sources/, metadata or any _metadata/ folder.
 """
@@ -19,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checkpoint_tools.layout import Checkpoint, CheckpointError, QueryCheckpoint
+from checkpoint_tools.state import StateFile, StoreDir
 
 log = logging.getLogger(__name__)
 
 SPARK_MIN_BATCHES_TO_RETAIN = 100  # spark.sql.streaming.minBatchesToRetain's default
 _TEMP = re.compile(r"\.tmp(\.|$)")
-KIND_ORDER = ("state", "offsets", "commits", "temp", "checksum", "query")
+# Zips go before the SST files they referenced, so an interrupted clean never leaves a zip without its SSTs.
+KIND_ORDER = ("state", "sst", "offsets", "commits", "temp", "checksum", "query")
 
 
 @dataclass(frozen=True)
@@ -123,12 +127,16 @@ def plan_query(q: QueryCheckpoint, keep: int) -> tuple[list[Deletion], QueryRete
                 if batch < oldest:
                     doomed[f"{log_dir}/{batch}"] = log_dir
         for store in q.stores:
-            base = max((f.version for f in store.files if f.full and f.version <= oldest), default=None)
+            base = restore_base(q, store, oldest)
             state_from[store.rel] = base
             if base is not None:
                 for f in store.files:
                     if f.version < base:
                         doomed[f.rel] = "state"
+                needed = store.referenced(min_version=base)
+                for shared in store.shared:
+                    if shared.rel not in needed:
+                        doomed[shared.rel] = "sst"
     for f in q.files:
         if f.rel not in doomed and _TEMP.search(f.name):
             doomed[f.rel] = "temp"
@@ -140,6 +148,17 @@ def plan_query(q: QueryCheckpoint, keep: int) -> tuple[list[Deletion], QueryRete
     deletions = sorted((Deletion(q.name, rel, sizes[rel].size, kind) for rel, kind in doomed.items()),
                        key=lambda d: (order[d.kind], _natural(d.rel)))
     return deletions, QueryRetention(q.name, q.last_committed, oldest, state_from)
+
+
+def restore_base(q: QueryCheckpoint, store: StoreDir, oldest: int) -> int | None:
+    """The newest full version at or below `oldest` that Spark would restore from; None when there is none."""
+    return max((f.version for f in store.files if f.full and f.version <= oldest and _committed(q, store, f)),
+               default=None)
+
+
+def _committed(q: QueryCheckpoint, store: StoreDir, f: StateFile) -> bool:
+    # v2 restores along the lineage of committed uniqueIds: a zip of an attempt that never committed is no base.
+    return f.unique_id is None or q.committed_state_id(store, f.version) == f.unique_id
 
 
 def checksum_target(rel: str) -> str:
@@ -168,8 +187,11 @@ def _check_keeps_newest(q: QueryCheckpoint, planned: list[Deletion]) -> None:
     if q.last_committed is not None:
         must_keep |= {f"commits/{q.last_committed}", f"offsets/{q.last_committed}"}
         for store in q.stores:
-            newest = max(store.versions)
-            must_keep |= {f.rel for f in store.files if f.version == newest}
+            if store.files:
+                newest = max(store.versions)
+                must_keep |= {f.rel for f in store.files if f.version == newest}
+            # never an SST that a zip staying behind still references
+            must_keep |= {r for f in store.files if f.kind == "zip" and f.rel not in rels for r in f.references}
     clash = sorted(rels & must_keep)
     if clash:
         raise CheckpointError(f"internal error: the plan for {q.name} would delete {clash[0]}; nothing was deleted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from checkpoint_tools.guard import JobStatus
 from checkpoint_tools.lag import PartitionOffsets, partition_lag
 from checkpoint_tools.layout import Checkpoint, QueryCheckpoint, dir_summary, epoch_to_iso, ms_to_iso
+from checkpoint_tools.state import HDFS_PROVIDER, short_provider
 from checkpoint_tools.tables import human_bytes, table
 
 Broker = dict[str, dict[int, PartitionOffsets] | None]
@@ -63,14 +64,34 @@ def query_report(q: QueryCheckpoint, status: JobStatus, broker: Broker | None, i
 
 
 def state_summary(q: QueryCheckpoint) -> dict[str, object]:
+    """The state store's layout: provider, format, versions, and files and bytes of each kind (RocksDB: changelog,
+    zip, sst, log; HDFS: delta, snapshot), plus the SST files some zip references that are missing."""
     versions = [v for s in q.stores for v in s.versions]
+    kinds: dict[str, dict[str, int]] = {}
+    for s in q.stores:
+        entries = [(f.kind, f.size) for f in s.files]
+        entries += [("sst" if f.rel.endswith(".sst") else "log", f.size) for f in s.shared]
+        for kind, size in entries:
+            slot = kinds.setdefault(kind, {"files": 0, "bytes": 0})
+            slot["files"] += 1
+            slot["bytes"] += size
+    provider = short_provider(q.provider_conf) or next((s.provider for s in q.stores if s.provider), None)
     return {
+        "provider": provider,
+        "checkpoint_format": q.checkpoint_format,
         "operators": len({s.operator for s in q.stores}),
         "stores": len(q.stores),
         "oldest_version": min(versions) if versions else None,
         "newest_version": max(versions) if versions else None,
         "snapshots": sum(1 for s in q.stores for f in s.files if f.full),
+        "files": {k: kinds[k] for k in sorted(kinds, key=_kind_order)},
+        "missing_sst_files": sum(len(s.referenced() - {f.rel for f in s.shared}) for s in q.stores),
     }
+
+
+def _kind_order(kind: str) -> int:
+    order = ("changelog", "zip", "sst", "log", "delta", "snapshot")
+    return order.index(kind) if kind in order else len(order)
 
 
 def render_inspect(report: dict[str, object]) -> str:
@@ -94,18 +115,29 @@ def render_inspect(report: dict[str, object]) -> str:
         right=(2, 3),
     )
     state = table(
-        ["QUERY", "OPERATORS", "STORES", "VERSIONS", "SNAPSHOTS"],
-        [[q["name"], s["operators"], s["stores"], f"{s['oldest_version']}..{s['newest_version']}", s["snapshots"]]
+        ["QUERY", "PROVIDER", "FORMAT", "OPERATORS", "STORES", "VERSIONS", "SNAPSHOTS"],
+        [[q["name"], s["provider"], s["checkpoint_format"], s["operators"], s["stores"],
+          f"{s['oldest_version']}..{s['newest_version']}", s["snapshots"]]
          for q in queries if (s := q["state"])["stores"]],
-        right=(1, 2, 4),
+        right=(2, 3, 4, 6),
+    )
+    state_files = table(
+        ["QUERY", "STATE FILES", "FILES", "SIZE"],
+        [[q["name"], kind, n["files"], human_bytes(n["bytes"])] for q in queries for kind, n in q["state"]["files"].items()],
+        right=(2, 3),
     )
     parts = [head, "", summary, "", "Kafka offsets (committed = the next offset the query reads)", offsets, "", "Files", files]
     if any(q["state"]["stores"] for q in queries):
-        parts += ["", "State store", state]
+        parts += ["", "State store", state, "", state_files]
     notes = [f"{q['name']} is not one of the job's queries: `clean --remove-query {q['name']}` deletes it"
              for q in queries if q["used_by_job"] is False]
     notes += [f"{q['name']}: batch {q['pending_batch']} was planned but not committed (it runs again on restart)"
               for q in queries if q["pending_batch"] is not None and not q["running"]]
+    notes += [f"{q['name']}: {n} SST files that state snapshots reference are missing (those versions cannot be restored)"
+              for q in queries if (n := q["state"]["missing_sst_files"])]
+    notes += [f"{q['name']} keeps its state with {HDFS_PROVIDER}, as its checkpoint records: Spark restores that "
+              f"provider whatever the job's default (`reset {q['name']}` starts the query over with the default)"
+              for q in queries if q["state"]["stores"] and q["state"]["provider"] == HDFS_PROVIDER]
     if notes:
         parts += ["", *(f"note: {n}" for n in notes)]
     return "\n".join(parts)

@@ -4,12 +4,13 @@ A base dir (the job's `--checkpoint-dir`) holds one folder per streaming query, 
 
     <query>/metadata            {"id": "<query id>"}
     <query>/offsets/<batch>     v1 / {"batchWatermarkMs", "batchTimestampMs", "conf"} / one offsets line per source
-    <query>/commits/<batch>     v1 / {"nextBatchWatermarkMs": ...}
+    <query>/commits/<batch>     v1 / {"nextBatchWatermarkMs": ..., "stateUniqueIds" (checkpoint format v2)}
     <query>/sources/<n>/0       the source's initial offsets
-    <query>/state/<op>/<partition>/<version>.delta|.snapshot   (+ _metadata/ folders)
+    <query>/state/<op>/<partition>/...   the state store's files (see checkpoint_tools/state.py)
 
-plus Hadoop's `.<name>.crc` and Spark 4.1's `<name>.crc` checksum files next to what they check.
-Every log entry is parsed here, so a corrupt checkpoint is reported before anything acts on it.
+plus Hadoop's `.<name>.crc` and Spark's own `<name>.crc` checksum files next to what they check.
+Every log entry and every RocksDB snapshot's file list is parsed here, so a corrupt checkpoint is reported before
+anything acts on it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from checkpoint_tools.state import CorruptStateFile, StoreDir, read_stores
+
 LOG_DIRS = ("offsets", "commits")
 SUMMARY_DIRS = ("offsets", "commits", "sources", "state")
 _BATCH = re.compile(r"^\d+$")
-_VERSION_FILE = re.compile(r"^(\d+)\.(delta|snapshot|changelog|zip)$")
 _VERSION_LINE = re.compile(r"^v(\d+)$")
-# A delta (HDFS provider) or changelog (RocksDB) holds one version's changes; a snapshot or zip holds a whole version.
-FULL_KINDS = frozenset({"snapshot", "zip"})
+PROVIDER_CONF = "spark.sql.streaming.stateStore.providerClass"
 
 
 class CheckpointError(Exception):
@@ -58,6 +59,7 @@ class OffsetsEntry:
     timestamp_ms: int | None
     watermark_ms: int | None
     sources: tuple[dict[str, dict[int, int]] | None, ...]
+    conf: dict[str, str] = field(default_factory=dict)  # the session confs Spark restores from the checkpoint
 
 
 @dataclass(frozen=True)
@@ -67,33 +69,8 @@ class CommitEntry:
     batch_id: int
     next_watermark_ms: int | None
     committed_at: float  # the commit file's mtime (epoch seconds)
-
-
-@dataclass(frozen=True)
-class StateFile:
-    rel: str
-    version: int
-    kind: str  # delta, snapshot, changelog, zip
-
-    @property
-    def full(self) -> bool:
-        return self.kind in FULL_KINDS
-
-
-@dataclass(frozen=True)
-class StoreDir:
-    """One state store instance (an operator's partition): the versioned files it is restored from."""
-
-    rel: str  # e.g. state/0/1
-    files: tuple[StateFile, ...]
-
-    @property
-    def operator(self) -> str:
-        return self.rel.split("/")[1]
-
-    @property
-    def versions(self) -> list[int]:
-        return sorted({f.version for f in self.files})
+    # Checkpoint format v2: the uniqueId of the state version this batch committed, per operator, partition, store.
+    state_unique_ids: dict[str, tuple[tuple[str, ...], ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +104,35 @@ class QueryCheckpoint:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def provider_conf(self) -> str | None:
+        """The state store provider class Spark restores from the newest offsets entry (None when unrecorded)."""
+        newest = self.offsets.get(self.last_planned) if self.last_planned is not None else None
+        return newest.conf.get(PROVIDER_CONF) if newest else None
+
+    def committed_state_id(self, store: StoreDir, version: int) -> str | None:
+        """Checkpoint format v2: the uniqueId that batch `version - 1` committed for `store` (None when unknown).
+
+        Only a store of the operator's default store name (state/<op>/<partition>) has one unique id per partition;
+        stores of several names (stream-stream joins) are not matched, so their files are never taken as committed.
+        """
+        commit = self.commits.get(version - 1)
+        parts = store.rel.split("/")
+        if commit is None or commit.state_unique_ids is None or len(parts) != 3 or not parts[2].isdigit():
+            return None
+        per_partition = commit.state_unique_ids.get(parts[1], ())
+        partition = int(parts[2])
+        ids = per_partition[partition] if partition < len(per_partition) else ()
+        return ids[0] if len(ids) == 1 else None
+
+    @property
+    def checkpoint_format(self) -> int | None:
+        """Spark's state checkpoint format: 2 when versions carry unique ids, 1 otherwise (None without state)."""
+        if any(c.state_unique_ids for c in self.commits.values()) or any(
+                f.unique_id for s in self.stores for f in s.files):
+            return 2
+        return 1 if self.stores else None
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,11 @@ def read_query(path: Path) -> QueryCheckpoint:
                 commits[int(f.name)] = parse_commit(path / f.rel, int(f.name), by_rel[f.rel].mtime)
         except FileNotFoundError:  # purged by a running job since the listing
             continue
-    return QueryCheckpoint(path.name, path, _query_id(path), offsets, commits, _stores(files), files)
+    try:
+        stores = read_stores(path, ((f.rel, f.size) for f in files))
+    except CorruptStateFile as e:
+        raise CheckpointError(f"{e.path} is corrupt: {e}; which SST files it needs is unknown") from None
+    return QueryCheckpoint(path.name, path, _query_id(path), offsets, commits, stores, files)
 
 
 def _walk(root: Path):
@@ -207,19 +217,6 @@ def _query_id(path: Path) -> str | None:
         return str(data["id"])
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{meta} is corrupt ({_why(e)}): expected {{\"id\": ...}}") from None
-
-
-def _stores(files: tuple[FileInfo, ...]) -> tuple[StoreDir, ...]:
-    grouped: dict[str, list[StateFile]] = {}
-    for f in files:
-        parts = f.rel.split("/")
-        # Skip _metadata, _stateSchema and similar folders: schemas and operator metadata, never versioned data.
-        if parts[0] != "state" or any(p.startswith("_") for p in parts[1:-1]):
-            continue
-        m = _VERSION_FILE.match(f.name)
-        if m:
-            grouped.setdefault(f.parent, []).append(StateFile(f.rel, int(m.group(1)), m.group(2)))
-    return tuple(StoreDir(rel, tuple(sorted(fs, key=lambda s: (s.version, s.kind)))) for rel, fs in sorted(grouped.items()))
 
 
 def _read_log(path: Path) -> list[str]:
@@ -249,7 +246,9 @@ def parse_offsets(path: Path, batch_id: int) -> OffsetsEntry:
         raise CheckpointError(f"{path} is corrupt (truncated?): {_why(e)}") from None
     if not sources:
         raise CheckpointError(f"{path} is corrupt (truncated?): it has no source offsets")
-    return OffsetsEntry(batch_id, meta.get("batchTimestampMs"), meta.get("batchWatermarkMs"), sources)
+    conf = meta.get("conf")
+    conf = {str(k): str(v) for k, v in conf.items()} if isinstance(conf, dict) else {}
+    return OffsetsEntry(batch_id, meta.get("batchTimestampMs"), meta.get("batchWatermarkMs"), sources, conf)
 
 
 def _source_offsets(data: object) -> dict[str, dict[int, int]]:
@@ -269,9 +268,25 @@ def parse_commit(path: Path, batch_id: int, mtime: float) -> CommitEntry:
         meta = json.loads(lines[0]) if lines else None
         if not isinstance(meta, dict):
             raise ValueError("no commit metadata after the version line")
-    except ValueError as e:
+        ids = _unique_ids(meta.get("stateUniqueIds"))
+    except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path} is corrupt (truncated?): {_why(e)}") from None
-    return CommitEntry(batch_id, meta.get("nextBatchWatermarkMs"), mtime)
+    return CommitEntry(batch_id, meta.get("nextBatchWatermarkMs"), mtime, ids)
+
+
+def _unique_ids(data: object) -> dict[str, tuple[tuple[str, ...], ...]] | None:
+    """v2's {"<operator>": [[id per store name] per partition]}; None when the entry has none (format v1)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("stateUniqueIds is not a JSON object")
+    out = {}
+    for op, partitions in data.items():
+        if not isinstance(partitions, list) or not all(
+                isinstance(p, list) and all(isinstance(i, str) for i in p) for p in partitions):
+            raise ValueError(f"stateUniqueIds of operator {op} is not a list of lists of ids")
+        out[str(op)] = tuple(tuple(p) for p in partitions)
+    return out
 
 
 def _why(e: Exception) -> str:

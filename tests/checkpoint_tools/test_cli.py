@@ -45,7 +45,12 @@ def test_inspect_reports_each_querys_last_batch_offsets_files_and_state_as_json(
         ("clicks", 0, 1200), ("clicks", 1, 1201), ("clicks", 2, 1202)]
     assert all(p["lag"] is None for p in agg["partitions"])  # no broker asked
     assert agg["files"]["offsets"]["files"] == 24 and agg["files"]["commits"]["files"] == 24  # entries + .crc
-    assert agg["state"] == {"operators": 2, "stores": 4, "oldest_version": 1, "newest_version": 12, "snapshots": 8}
+    assert agg["state"] == {
+        "provider": "HDFSBackedStateStoreProvider", "checkpoint_format": 1, "operators": 2, "stores": 4,
+        "oldest_version": 1, "newest_version": 12, "snapshots": 8,
+        "files": {"delta": {"files": 48, "bytes": 4 * sum(100 + v for v in range(1, 13))},
+                  "snapshot": {"files": 8, "bytes": 4 * (105 + 110)}},
+        "missing_sst_files": 0}
     assert inv["state"]["stores"] == 0
     assert report["job"]["state"] == "stopped"
 

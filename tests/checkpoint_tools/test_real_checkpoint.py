@@ -1,7 +1,7 @@
-"""The CLI on checkpoints written by the real job (real Kafka, real Mongo, Spark's HDFS state store).
+"""The CLI on checkpoints written by the real job (real Kafka, real Mongo, the job's default RocksDB state store).
 
 Two job runs for the whole module: one streaming run (stopped with SIGTERM) builds a checkpoint with a dozen
-batches and state snapshots; one `available-now` run resumes from a cleaned copy of it.
+batches, changelogs and snapshot zips; one `available-now` run resumes from a cleaned copy of it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from checkpoint_tools.cli import run_cli
 from checkpoint_tools.layout import CheckpointError, read_checkpoint
 from storage import contract as c
+from tests.checkpoint_tools.restore import rocksdb_missing
 from tests.checkpoint_tools.synthetic import listing
 from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, kill_hard, mismatches, poll, run_job, start_job, stored
@@ -28,10 +29,12 @@ from tests.reference import expected
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Snapshot the state store often, so cleaning has old state files to delete (Spark's defaults: every 10 deltas,
-# checked once a minute, which a short test never reaches).
+# Snapshot the state store often, so cleaning has old changelogs and zips to delete (Spark's defaults: every 10
+# versions, uploaded by a maintenance task once a minute, which a short test never reaches); and compact RocksDB
+# when it snapshots, so each zip has SST files of its own and older zips' SST files become unreferenced.
 SNAPSHOT_OFTEN = ("--conf spark.sql.streaming.stateStore.minDeltasForSnapshot=2 "
-                  "--conf spark.sql.streaming.stateStore.maintenanceInterval=1s pyspark-shell")
+                  "--conf spark.sql.streaming.stateStore.maintenanceInterval=1s "
+                  "--conf spark.sql.streaming.stateStore.rocksdb.compactOnCommit=true pyspark-shell")
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -58,8 +61,14 @@ def committed(checkpoint: Path, query: str, topic: str) -> dict[int, int] | None
         return None
 
 
-def snapshots(checkpoint: Path) -> int:
-    return sum(1 for _ in (checkpoint / c.AGGREGATES_QUERY / "state").rglob("*.snapshot"))
+def stores(checkpoint: Path) -> list[Path]:
+    """The aggregates query's state store folders (state/<operator>/<partition>)."""
+    return sorted(p for p in (checkpoint / c.AGGREGATES_QUERY / "state").glob("*/*") if p.name.isdigit())
+
+
+def zips_per_store(checkpoint: Path) -> int:
+    """The fewest snapshot zips any store has (0 before the state store exists)."""
+    return min((sum(1 for _ in s.glob("*.zip")) for s in stores(checkpoint)), default=0)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +88,9 @@ def streamed(kafka_bootstrap, mongo_uri, mongo_client, tmp_path_factory):
     job = start_job([*args, "--trigger", "processing-time:1s"], log, {"PYSPARK_SUBMIT_ARGS": SNAPSHOT_OFTEN})
     try:
         def drained() -> bool:
-            return all(committed(checkpoint, q, topic) == end for q in c.QUERIES) and snapshots(checkpoint) > 0
+            return all(committed(checkpoint, q, topic) == end for q in c.QUERIES) and zips_per_store(checkpoint) >= 3
 
-        poll(drained, timeout=420, what=f"the job to read everything and snapshot its state (log: {log})", interval=1)
+        poll(drained, timeout=420, what=f"the job to read everything and zip its state 3 times (log: {log})", interval=1)
         assert job.poll() is None, f"the job stopped early (log: {log})"
         before = listing(checkpoint)
         refused = cli("clean", "--checkpoint-dir", str(checkpoint), "--keep", "1", "--yes")
@@ -110,6 +119,8 @@ def resumed(streamed, kafka_bootstrap, tmp_path_factory):
     assert code == 0, err
     cleaned = json.loads(out)
     after_clean = listing(copy)
+    clean_copy = tmp_path_factory.mktemp("cleaned") / "checkpoints"  # as clean left it, before the job resumes
+    shutil.copytree(copy, clean_copy)
     runs_before = set(streamed["db"][c.PIPELINE_METRICS].distinct(c.RUN_ID))
 
     # More traffic later in event time, plus a replay of 150 first-run records (at-least-once redelivery).
@@ -119,7 +130,7 @@ def resumed(streamed, kafka_bootstrap, tmp_path_factory):
     run_job([*args, "--trigger", "available-now"], copy.parent / "job.log")
     code, out, err = cli("inspect", "--checkpoint-dir", str(copy), "--bootstrap-servers", kafka_bootstrap, "--json")
     assert code == 0, err
-    return {"checkpoint": copy, "before": before, "after_clean": after_clean, "cleaned": cleaned,
+    return {"checkpoint": copy, "clean_copy": clean_copy, "before": before, "after_clean": after_clean, "cleaned": cleaned,
             "runs_before": runs_before, "inspect": json.loads(out),
             "end": end_offsets(kafka_bootstrap, streamed["topic"])}
 
@@ -150,7 +161,25 @@ def test_inspect_reports_the_offsets_the_job_read_up_to(streamed, kafka_bootstra
         assert {p["partition"]: p["committed"] for p in q["partitions"]} == end, q["name"]
         assert all(p["topic"] == streamed["topic"] for p in q["partitions"])
     agg = {q["name"]: q for q in report["queries"]}[c.AGGREGATES_QUERY]
-    assert agg["last_committed_batch"] >= 12 and agg["state"]["snapshots"] > 0 and agg["running"] is False
+    assert agg["last_committed_batch"] >= 12 and agg["running"] is False
+
+
+def test_inspect_reports_the_rocksdb_state_layout_the_job_wrote(streamed):
+    code, out, err = cli("inspect", "--checkpoint-dir", str(streamed["checkpoint"]), "--json")
+    assert code == 0, err
+    state = {q["name"]: q for q in json.loads(out)["queries"]}[c.AGGREGATES_QUERY]["state"]
+    # The job's two stateful operators (deduplication, aggregation) x 2 shuffle partitions, on RocksDB (format v1)
+    assert (state["provider"], state["checkpoint_format"], state["operators"], state["stores"]) == (
+        "RocksDBStateStoreProvider", 1, 2, 4)
+    # A changelog per version, snapshot zips, the SST files they reference; byte counts as on disk
+    files = listing(streamed["checkpoint"])
+    on_disk = {kind: [size for rel, size in files.items() if rel.startswith(f"{c.AGGREGATES_QUERY}/state/")
+                      and not rel.split("/")[-1].startswith(".") and rel.endswith(f".{kind}")]
+               for kind in ("changelog", "zip", "sst")}
+    assert set(state["files"]) == set(on_disk)
+    for kind, sizes in on_disk.items():
+        assert state["files"][kind] == {"files": len(sizes), "bytes": sum(sizes)}, kind
+    assert state["snapshots"] == len(on_disk["zip"]) >= 12 and state["missing_sst_files"] == 0
 
 
 def test_clean_frees_offsets_commits_and_state_files_of_a_real_checkpoint(resumed):
@@ -158,10 +187,23 @@ def test_clean_frees_offsets_commits_and_state_files_of_a_real_checkpoint(resume
     gone = set(resumed["before"]) - set(resumed["after_clean"])
     assert cleaned["bytes"] > 0 and cleaned["files"] == len(gone)
     kinds = {d["kind"] for d in cleaned["deletions"]}
-    assert {"offsets", "commits", "state", "checksum"} <= kinds
+    assert {"offsets", "commits", "state", "sst", "checksum"} <= kinds
+    deleted_state = {d["path"].rsplit(".", 1)[-1] for d in cleaned["deletions"] if d["kind"] == "state"}
+    assert deleted_state == {"changelog", "zip"}
     # and it kept what Spark needs: sources, metadata and the newest batches
     for query in c.QUERIES:
         assert f"{query}/metadata" in resumed["after_clean"] and f"{query}/sources/0/0" in resumed["after_clean"]
+
+
+def test_clean_keeps_every_state_file_the_oldest_kept_batch_and_the_next_one_need(resumed):
+    # Given the cleaned copy as it was before the job resumed on it
+    (retention,) = [r for r in resumed["cleaned"]["retention"] if r["query"] == c.AGGREGATES_QUERY]
+    oldest, newest = retention["oldest_kept_batch"], retention["newest_committed_batch"]
+    # Then each store can restore the state of the oldest kept batch and of the batch a restart runs next: the
+    # newest zip at or below it, every SST file that zip names and every changelog after it (read independently)
+    for store in stores(resumed["clean_copy"]):
+        for version in (oldest, newest + 1):
+            assert rocksdb_missing(store, version) == [], (store, version)
 
 
 def test_the_job_resumes_from_a_cleaned_checkpoint_where_it_was(streamed, resumed):
