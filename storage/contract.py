@@ -115,6 +115,15 @@ DROPPED_BY_WATERMARK = "dropped_by_watermark"
 DUPLICATES_DROPPED = "duplicates_dropped"
 VALID_ROWS = "valid_rows"
 INVALID_ROWS = "invalid_rows"
+# Per Kafka partition, when the job reads partitions as streams of their own: [{partition, valid_rows,
+# counted_rows}], counted_rows being those deduplication kept (the rest were duplicates or late).
+PARTITIONS = "partitions"
+COUNTED_ROWS = "counted_rows"
+
+
+def partition_metric(name: str, partition: int) -> str:
+    """Name of a per-partition observed metric, e.g. valid_rows_p3 (parsed back by the progress listener)."""
+    return f"{name}_p{partition}"
 
 # pipeline_metrics, Kafka lag (from the batch's Kafka source progress; absent when the source reported none):
 # offsets_behind_latest = records in Kafka past the batch's end offsets when the batch ran, summed over partitions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,9 @@ def _parse(text: str) -> datetime:
 
 def _instant(text: str | None) -> datetime | None:
     return _parse(text) if text else None
+
+
+_PER_PARTITION = re.compile(rf"^({c.VALID_ROWS}|{c.COUNTED_ROWS})_p(\d+)$")
 
 
 def progress_document(p: dict[str, Any]) -> dict[str, Any]:
@@ -47,10 +51,16 @@ def progress_document(p: dict[str, Any]) -> dict[str, Any]:
         c.DUPLICATES_DROPPED: sum(int((op.get("customMetrics") or {}).get("numDroppedDuplicateRows") or 0)
                                   for op in operators),
     }
+    partitions: dict[int, dict[str, int]] = {}
     for metrics in observed.values():
         for name in (c.VALID_ROWS, c.INVALID_ROWS):
             if name in metrics:
                 doc[name] = int(metrics[name] or 0)
+        for key, value in metrics.items():
+            if (m := _PER_PARTITION.match(key)) is not None:
+                partitions.setdefault(int(m.group(2)), {})[m.group(1)] = int(value or 0)
+    if partitions:
+        doc[c.PARTITIONS] = [{c.PARTITION: p, **counts} for p, counts in sorted(partitions.items())]
     # The epoch 0 watermark Spark reports before any event means "no watermark yet".
     if doc[c.WATERMARK] is not None and doc[c.WATERMARK].year == 1970:
         doc[c.WATERMARK] = None
@@ -104,6 +114,10 @@ def describe(doc: dict[str, Any]) -> str:
     """One readable line for the log."""
     wm = doc[c.WATERMARK].strftime("%Y-%m-%dT%H:%M:%SZ") if doc[c.WATERMARK] else "none"
     extra = "".join(f" {k}={doc[k]}" for k in (c.VALID_ROWS, c.INVALID_ROWS) if k in doc)
+    removed = [f"{p[c.PARTITION]}: {p[c.VALID_ROWS] - p[c.COUNTED_ROWS]}" for p in doc.get(c.PARTITIONS, ())
+               if p.get(c.VALID_ROWS, 0) > p.get(c.COUNTED_ROWS, 0)]
+    if removed and doc[c.DROPPED_BY_WATERMARK]:
+        extra += f", duplicate or late rows by partition {', '.join(removed)}"
     if c.OFFSETS_BEHIND_LATEST in doc:
         extra += (f", Kafka lag {doc[c.OFFSETS_BEHIND_LATEST]} records"
                   f" (max {doc.get(c.MAX_OFFSETS_BEHIND_LATEST, '?')} in a partition)")

@@ -50,11 +50,20 @@ def event_steps(s: JobSettings) -> list[Step]:
     return [valid_events, with_watermark(s.watermark)]
 
 
-def count_steps(s: JobSettings) -> list[Step]:
-    """Valid events of every stream -> aggregated window rows (what the state store holds)."""
+def count_steps(s: JobSettings, partitions: Sequence[int] = ()) -> list[Step]:
+    """Valid events of every stream -> aggregated window rows (what the state store holds).
+
+    With `partitions`, each partition's valid rows and the rows of it that dedup kept are observed too, so rows
+    removed as duplicates or as late show per partition (pipeline_metrics `partitions`).
+    """
+    def per_partition(name: str) -> list:
+        return [F.count_if(F.col(c.PARTITION) == p).alias(c.partition_metric(name, p)) for p in partitions]
+
+    observe_kept = [_observe(f"{AGGREGATES_QUERY}_kept", *per_partition(c.COUNTED_ROWS))] if partitions else []
     return [
-        _observe(AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS)),
+        _observe(AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS), *per_partition(c.VALID_ROWS)),
         deduplicate,
+        *observe_kept,
         window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark),
         aggregate,
     ]
@@ -166,7 +175,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
     """
     groups = stream_groups(spark, s, stop)
     events = [run_steps(df, [*parse_steps(s), *event_steps(s)]) for df in read_streams(spark, s, groups)]
-    aggregated = run_steps(union_all(events), count_steps(s))
+    aggregated = run_steps(union_all(events), count_steps(s, [p for g in groups for p in g] if len(groups) > 1 else ()))
     log.info("aggregates query reads %d stream(s): %s", len(groups), "; ".join(
         f"partition{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}" for g in groups))
     parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), parse_steps(s))

@@ -46,3 +46,15 @@ def test_the_log_line_says_what_happened_in_the_batch():
 def test_passwords_never_reach_logs():
     assert mask_uri("mongodb://user:p%40ss@db:27017/x?authSource=admin") == "mongodb://user:***@db:27017/x?authSource=admin"
     assert mask_uri("mongodb://db:27017/") == "mongodb://db:27017/"
+
+
+def test_per_partition_counts_become_one_entry_per_partition_and_name_where_late_rows_came_from():
+    # Given a batch that observed valid and kept rows of partitions 0 and 2, and dropped 3 rows as late
+    observed = {"aggregates": {"valid_rows": 990, "valid_rows_p0": 600, "valid_rows_p2": 390},
+                "aggregates_kept": {"counted_rows_p0": 600, "counted_rows_p2": 375}}
+    # When it becomes a document
+    doc = progress_document({**PROGRESS, "observedMetrics": observed})
+    # Then each partition has its valid and counted rows, and the log line names the partition that lost rows
+    assert doc["partitions"] == [{"partition": 0, "valid_rows": 600, "counted_rows": 600},
+                                 {"partition": 2, "valid_rows": 390, "counted_rows": 375}]
+    assert "duplicate or late rows by partition 2: 15" in describe(doc)

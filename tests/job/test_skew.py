@@ -79,6 +79,14 @@ def test_a_capped_drain_of_a_skewed_backlog_drops_nothing_and_is_exact(kafka_boo
         assert db[c.PIPELINE_METRICS].count_documents({c.QUERY: c.AGGREGATES_QUERY}) >= 6
         assert _dropped(db) == 0
         assert mismatches(stored(db), expected(read_back(kafka_bootstrap, topic))) == []
+        # And each batch says, per partition, how many valid rows it read and how many dedup kept: the difference
+        # is the batch's duplicates and late rows, attributed to their partitions
+        for m in db[c.PIPELINE_METRICS].find({c.QUERY: c.AGGREGATES_QUERY, c.INPUT_ROWS: {"$gt": 0}}):
+            parts = m[c.PARTITIONS]
+            assert [p[c.PARTITION] for p in parts] == [0, 1, 2]
+            assert sum(p[c.VALID_ROWS] for p in parts) == m[c.VALID_ROWS]
+            assert sum(p[c.VALID_ROWS] - p[c.COUNTED_ROWS] for p in parts) == \
+                m[c.DUPLICATES_DROPPED] + m[c.DROPPED_BY_WATERMARK]
     finally:
         mongo_client.drop_database(database)
 
