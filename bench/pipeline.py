@@ -308,6 +308,7 @@ def run_cli(args: list[str] | None = None) -> int:
     if bool(ns.bootstrap_servers) != bool(ns.mongo_uri):
         main_parser().error("give both --bootstrap-servers and --mongo-uri, or neither")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="clickpulse-bench-pipeline-"))
     stack = None if ns.bootstrap_servers else LocalStack.on_free_ports(work / "stack")
     try:
