@@ -24,7 +24,7 @@ from checkpoint_tools.inspect import inspect_report, render_inspect, topics_of
 from checkpoint_tools.layout import Checkpoint, CheckpointError, read_checkpoint, resolve_dir
 from checkpoint_tools.reset import consequences, plan_reset
 from checkpoint_tools.tables import human_bytes, table
-from storage import contract as c
+from clickpulse.queries import QUERIES
 
 log = logging.getLogger("checkpoint_tools")
 PROG = "python -m checkpoint_tools"
@@ -87,7 +87,7 @@ def main_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reset", parents=[common], help="delete one query's checkpoint so the job starts it over",
                        description="Delete one query's checkpoint folder: the job's next run starts that query over "
                                    "from its --starting-offsets and recomputes its output.")
-    r.add_argument("query", metavar="QUERY", help=f"the query to reset ({', '.join(c.QUERIES)})")
+    r.add_argument("query", metavar="QUERY", help=f"the query to reset ({', '.join(QUERIES)})")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     r.set_defaults(handler=_reset)
     return p
@@ -137,7 +137,7 @@ def _inspect(ns: argparse.Namespace, ask: Ask) -> int:
         for topic, parts in broker.items():
             if parts is None:
                 log.warning("topic %s does not exist on %s", topic, ns.bootstrap_servers)
-    report = inspect_report(cp, status, broker, c.QUERIES)
+    report = inspect_report(cp, status, broker, QUERIES)
     _emit(ns, report, render_inspect(report))
     return 0
 
@@ -145,7 +145,7 @@ def _inspect(ns: argparse.Namespace, ask: Ask) -> int:
 def _clean(ns: argparse.Namespace, ask: Ask) -> int:
     cp, status = _load(ns)
     refuse_if_running(status, "clean")
-    plan = plan_clean(cp, ns.keep, tuple(ns.remove_query), c.QUERIES)
+    plan = plan_clean(cp, ns.keep, tuple(ns.remove_query), QUERIES)
     if ns.yes and plan.deletions:
         refuse_if_running(job_status(cp.base, ns.stale_after), "clean", warn=False)  # the job may have started meanwhile
         files, freed = execute(plan)

@@ -21,6 +21,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from clickpulse.events import DEFAULT_TOPIC
 from producer.delivery import DeliveryError, KafkaSink, StreamSink, connect
 from producer.generator import TrafficModel
 from producer.replay import ReplaySource
@@ -33,7 +34,6 @@ from producer.settings import (
     parse_rate,
     parse_start_time,
 )
-from streaming_job.events import DEFAULT_TOPIC
 
 log = logging.getLogger("producer")
 

@@ -16,9 +16,9 @@ from typing import NoReturn
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from clickpulse import events as ev
 from storage import contract as c
 from storage.client import mask_uri
-from streaming_job import events as ev
 from streaming_job.settings import JobSettings, Trigger, WindowSpec, parse_duration
 
 log = logging.getLogger("clickpulse.job")
@@ -144,10 +144,11 @@ def run(s: JobSettings) -> int:
     """Start both queries and run until they finish (available-now), fail, or the job is stopped."""
     from pymongo.errors import PyMongoError
 
+    from clickpulse.lock import local_path
     from storage.client import connect, is_ferretdb
     from storage.indexes import ensure_indexes, prune_expired
     from storage.sink import MongoTarget
-    from streaming_job.lock import Heartbeat, local_path
+    from streaming_job.lock import Heartbeat
     from streaming_job.metrics import ProgressRecorder, progress_writer
     from streaming_job.pipeline import QUERIES, start_queries
     from streaming_job.session import build_session, ship_packages

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from clickpulse import events as ev
 from storage import contract as c
-from streaming_job import events as ev
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|milliseconds?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

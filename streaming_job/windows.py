@@ -21,7 +21,7 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from streaming_job import events as ev
+from clickpulse import events as ev
 from streaming_job.settings import WindowSpec
 from streaming_job.validation import DEDUP_KEY, EVENT_TIME
 
