@@ -5,101 +5,83 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
-import os
 import signal
 import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
 
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clickpulse import events as ev
+from clickpulse.cli import (
+    DURATION_SYNTAX,
+    Parser,
+    add_logging_arguments,
+    duration,
+    env,
+    positive_int,
+    setup_logging,
+    short_error,
+)
 from storage import contract as c
 from storage.client import mask_uri
-from streaming_job.settings import JobSettings, Trigger, WindowSpec, parse_duration
+from streaming_job.settings import JobSettings, Trigger, WindowSpec
 
 log = logging.getLogger("clickpulse.job")
 PROG = "clickpulse-job"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+# A Spark failure's first line names the failed stage, then the cause: keep it whole in the log.
+JOB_ERROR_CHARS = 2000
 
 
 def _retention(text: str) -> timedelta | None:
-    return None if text.strip().lower() in ("none", "off", "0") else _duration(text)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+    return None if text.strip().lower() in ("none", "off", "0") else duration(text)
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB. "
+                                      f"Durations: {DURATION_SYNTAX}.",
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     io = p.add_argument_group("where")
-    io.add_argument("--bootstrap-servers", default=_env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    io.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                     help="Kafka bootstrap servers (env CLICKPULSE_BOOTSTRAP_SERVERS)")
-    io.add_argument("--topic", default=_env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
-    io.add_argument("--mongo-uri", default=_env("CLICKPULSE_MONGO_URI", "mongodb://127.0.0.1:27017/"),
+    io.add_argument("--topic", default=env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
+    io.add_argument("--mongo-uri", default=env("CLICKPULSE_MONGO_URI", "mongodb://127.0.0.1:27017/"),
                     help="MongoDB URI, credentials included (env CLICKPULSE_MONGO_URI)")
-    io.add_argument("--database", default=_env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
+    io.add_argument("--database", default=env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
                     help="database (env CLICKPULSE_DATABASE)")
-    io.add_argument("--checkpoint-dir", default=_env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
+    io.add_argument("--checkpoint-dir", default=env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
                     help="base checkpoint dir: local path or file://, hdfs://, s3a:// URI (env CLICKPULSE_CHECKPOINT_DIR)")
     run = p.add_argument_group("how")
     run.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                      help="where a new checkpoint starts reading (ignored when resuming)")
-    run.add_argument("--max-offsets-per-trigger", type=_positive_int, default=None,
+    run.add_argument("--max-offsets-per-trigger", type=positive_int, default=None,
                      help="cap on records per micro-batch (default: no cap)")
     run.add_argument("--trigger", default="processing-time:1s",
                      help="'processing-time:<duration>' to run continuously, or 'available-now' to drain and exit")
-    run.add_argument("--watermark", type=_duration, default="10 minutes",
+    run.add_argument("--watermark", type=duration, default="10 minutes",
                      help="how late (event time) an event may arrive and still be counted")
-    run.add_argument("--shuffle-partitions", type=_positive_int, default=8,
+    run.add_argument("--shuffle-partitions", type=positive_int, default=8,
                      help="state partitions (fixed by the checkpoint after the first run)")
     run.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
                      help="stop when Kafka deleted records the job had not read yet")
     win = p.add_argument_group("windows")
-    win.add_argument("--active-users-window", type=_duration, default="5 minutes")
-    win.add_argument("--active-users-slide", type=_duration, default="1 minute")
-    win.add_argument("--sessions-window", type=_duration, default="5 minutes")
-    win.add_argument("--sessions-slide", type=_duration, default="1 minute")
-    win.add_argument("--page-views-window", type=_duration, default="15 minutes")
-    win.add_argument("--page-views-slide", type=_duration, default="1 minute")
+    win.add_argument("--active-users-window", type=duration, default="5 minutes")
+    win.add_argument("--active-users-slide", type=duration, default="1 minute")
+    win.add_argument("--sessions-window", type=duration, default="5 minutes")
+    win.add_argument("--sessions-slide", type=duration, default="1 minute")
+    win.add_argument("--page-views-window", type=duration, default="15 minutes")
+    win.add_argument("--page-views-slide", type=duration, default="1 minute")
     val = p.add_argument_group("validation and storage")
     val.add_argument("--event-types", default=",".join(ev.EVENT_TYPES), help="comma-separated accepted event types")
-    val.add_argument("--max-event-bytes", type=_positive_int, default=ev.MAX_EVENT_BYTES,
+    val.add_argument("--max-event-bytes", type=positive_int, default=ev.MAX_EVENT_BYTES,
                      help="larger values are stored as invalid (too_large)")
     val.add_argument("--retention", type=_retention, default="7 days",
                      help="keep documents this long after their last update ('none' keeps them forever)")
-    val.add_argument("--mongo-writers", type=_positive_int, default=None,
+    val.add_argument("--mongo-writers", type=positive_int, default=None,
                      help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
-    p.add_argument("--log-level", default=_env("CLICKPULSE_LOG_LEVEL", "INFO"),
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env CLICKPULSE_LOG_LEVEL)")
+    add_logging_arguments(p)
     return p
 
 
@@ -133,10 +115,8 @@ def run_cli(args: list[str] | None = None) -> int:
         settings = settings_from_args(ns)
     except ValueError as e:
         parser.error(str(e))
-    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(ns.log_level, ns.log_format, quiet=("py4j", "kafka", "pymongo"))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
-    for noisy in ("py4j", "kafka", "pymongo"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     return run(settings)
 
 
@@ -163,7 +143,7 @@ def run(s: JobSettings) -> int:
         try:
             ttl = ensure_indexes(db, s.retention)
         except PyMongoError as e:
-            log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
+            log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), short_error(e))
             return 1
         writers = s.mongo_writers
         target = MongoTarget(s.mongo_uri, s.database)
@@ -204,13 +184,13 @@ def run(s: JobSettings) -> int:
             spark.streams.awaitAnyTermination()
         failed = [q for q in queries if q.exception() is not None]
         for q in failed:
-            log.error("query %s failed: %s", q.name, str(q.exception()).splitlines()[0])
+            log.error("query %s failed: %s", q.name, short_error(q.exception(), JOB_ERROR_CHARS))
         return 1 if failed else 0
     except KeyboardInterrupt:
         log.info("stopping (signal received)")
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
-        log.error("job failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        log.error("job failed: %s", short_error(e, JOB_ERROR_CHARS))
         if "data source: kafka" in str(e).lower():
             from streaming_job.session import KAFKA_PACKAGE
 

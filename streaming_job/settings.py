@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from clickpulse import events as ev
+from clickpulse.cli import parse_duration
 from storage import contract as c
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|milliseconds?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse '10 minutes', '90s', '1h', '500ms' into a timedelta; ValueError with a clear message otherwise."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (examples: '10 minutes', '90s', '1h')")
-    unit = m.group(2).lower()
-    key = "ms" if unit.startswith("ms") or unit.startswith("milli") else unit[0]
-    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[key])
 
 
 @dataclass(frozen=True)

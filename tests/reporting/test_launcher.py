@@ -29,4 +29,4 @@ def test_help_exits_zero(capsys):
 def test_a_bad_port_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         run_cli(["--port", "70000"])
-    assert e.value.code == 2 and "--port must be 1..65535" in capsys.readouterr().err
+    assert e.value.code == 2 and "argument --port: must be 1..65535" in capsys.readouterr().err
