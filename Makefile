@@ -18,6 +18,8 @@ export MONGO_PORT ?= 27017
 export CLICKPULSE_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export CLICKPULSE_MONGO_URI ?= mongodb://127.0.0.1:$(MONGO_PORT)/
 export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
+# A local Spark binds its UI to SPARK_LOCAL_IP, else to every interface (README: Security).
+export SPARK_LOCAL_IP ?= 127.0.0.1
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv jars ferretdb postgres compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
@@ -80,7 +82,7 @@ producer: setup ## run the producer against the local stack (foreground)
 	$(PY) -m producer
 
 report: setup ## serve the Streamlit report on http://localhost:8501
-	$(VENV)/bin/streamlit run reporting/app.py --server.headless true --server.port 8501
+	$(VENV)/bin/streamlit run reporting/app.py --server.headless true --server.port 8501 --server.address 127.0.0.1
 
 demo: stack-up ## the whole pipeline: stack, producer, job and report at http://localhost:8501 (Ctrl-C stops)
 	$(PY) -m devstack demo

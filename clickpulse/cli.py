@@ -18,8 +18,9 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from clickpulse import __version__
@@ -30,6 +31,9 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVEL_ENV = "CLICKPULSE_LOG_LEVEL"
 LOG_FORMAT_ENV = "CLICKPULSE_LOG_FORMAT"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+MONGO_URI_ENV = "CLICKPULSE_MONGO_URI"
+DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/"
 
 T = TypeVar("T")
 
@@ -147,6 +151,39 @@ def non_negative_int(text: str) -> int:
 def port(text: str) -> int:
     """An argparse type: a TCP port, 1..65535."""
     return _whole_number(text, 1, 65535)
+
+
+# --- secrets -----------------------------------------------------------------------------------------------------
+
+def add_mongo_uri_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--mongo-uri` and `--mongo-uri-file`; `--help` never shows the URI taken from the environment."""
+    set_in_env = " (set now; not shown)" if os.environ.get(MONGO_URI_ENV) else ""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--mongo-uri", default=argparse.SUPPRESS, metavar="URI",
+                       help=f"MongoDB URI, credentials included (default: env {MONGO_URI_ENV}{set_in_env}, else "
+                            f"{DEFAULT_MONGO_URI}). A password given here shows in `ps` and /proc/<pid>/cmdline: "
+                            f"pass it in {MONGO_URI_ENV} or --mongo-uri-file instead")
+    group.add_argument("--mongo-uri-file", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+                       help="read the MongoDB URI from this file's first line (keeps the password out of `ps`)")
+
+
+def mongo_uri(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:
+    """The URI from --mongo-uri, else --mongo-uri-file, else the environment, else the local default.
+
+    Raises UsageError when the file cannot be read or is empty.
+    """
+    if getattr(ns, "mongo_uri", None):
+        return ns.mongo_uri
+    path = getattr(ns, "mongo_uri_file", None)
+    if path is not None:
+        try:
+            lines = path.read_text().strip().splitlines()
+        except OSError as e:
+            raise UsageError(f"--mongo-uri-file {path}: {e.strerror or e}") from None
+        if not lines or not lines[0].strip():
+            raise UsageError(f"--mongo-uri-file {path} is empty")
+        return lines[0].strip()
+    return (os.environ if environ is None else environ).get(MONGO_URI_ENV) or DEFAULT_MONGO_URI
 
 
 # --- logging -----------------------------------------------------------------------------------------------------

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from clickpulse.cli import JsonFormatter, Parser, add_logging_arguments, port, setup_logging
+from clickpulse.cli import (
+    JsonFormatter,
+    Parser,
+    UsageError,
+    add_logging_arguments,
+    add_mongo_uri_arguments,
+    mongo_uri,
+    port,
+    setup_logging,
+)
 from reporting.settings import DATABASE_ENV, URI_ENV
 
 log = logging.getLogger("reporting")
@@ -19,7 +29,7 @@ def main_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description=__doc__)
     p.add_argument("--port", type=port, default=8501, help="HTTP port (default %(default)s)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--mongo-uri", help=f"MongoDB URI (default: env {URI_ENV}, else mongodb://127.0.0.1:27017/)")
+    add_mongo_uri_arguments(p)
     p.add_argument("--database", help=f"database name (default: env {DATABASE_ENV}, else clickpulse)")
     p.add_argument("--refresh-seconds", type=int, help="initial auto-refresh interval, 2..60")
     p.add_argument("--open-browser", action="store_true", help="let Streamlit open a browser tab")
@@ -32,9 +42,7 @@ def streamlit_argv(ns: argparse.Namespace) -> list[str]:
     argv = ["run", str(APP_PATH), "--server.port", str(ns.port), "--server.address", ns.address,
             "--server.headless", "false" if ns.open_browser else "true", "--browser.gatherUsageStats", "false",
             "--logger.level", ns.log_level.lower()]
-    own = []
-    if ns.mongo_uri:
-        own += ["--mongo-uri", ns.mongo_uri]
+    own = []  # the Mongo URI is not among them: it reaches the page through the environment (see run_cli)
     if ns.database:
         own += ["--database", ns.database]
     if ns.refresh_seconds is not None:
@@ -57,7 +65,14 @@ def _streamlit_logs_as_json() -> None:
 
 
 def run_cli(args: list[str] | None = None) -> int:
-    ns = main_parser().parse_args(args)
+    parser = main_parser()
+    ns = parser.parse_args(args)
+    try:
+        # Handed to the page (Streamlit runs it in this process) through the environment, never through argv,
+        # where a password would show in `ps` and in the page's `-- --help`.
+        os.environ[URI_ENV] = mongo_uri(ns)
+    except UsageError as e:
+        parser.error(str(e))
     setup_logging(ns.log_level, ns.log_format)
     from streamlit.web import cli as stcli
 

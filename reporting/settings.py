@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from clickpulse.cli import Parser, UsageError
+from clickpulse.cli import DEFAULT_MONGO_URI, MONGO_URI_ENV, Parser, UsageError, add_mongo_uri_arguments, mongo_uri
 from storage import contract as c
 
-URI_ENV = "CLICKPULSE_MONGO_URI"
+URI_ENV = MONGO_URI_ENV
 DATABASE_ENV = "CLICKPULSE_DATABASE"
-DEFAULT_URI = "mongodb://127.0.0.1:27017/"
+DEFAULT_URI = DEFAULT_MONGO_URI
 
 # The choices the sidebar offers; each is the length of the time range the charts cover.
 TIME_RANGES: dict[str, timedelta] = {
@@ -56,7 +56,7 @@ def main_parser() -> argparse.ArgumentParser:
     p = Parser(prog="streamlit run reporting/app.py --", add_help=False, add_version=False, raise_errors=True,
                description="The clickpulse Streamlit report: site activity and pipeline health.")
     p.add_argument("-h", "--help", action="store_true", help="show this help")
-    p.add_argument("--mongo-uri", help=f"MongoDB URI (env {URI_ENV}, default {DEFAULT_URI})")
+    add_mongo_uri_arguments(p)
     p.add_argument("--database", help=f"database name (env {DATABASE_ENV}, default {c.DEFAULT_DATABASE})")
     p.add_argument("--timeout-ms", type=int, default=2000, help="server selection timeout (default %(default)s)")
     p.add_argument("--refresh-seconds", type=int, default=10,
@@ -68,10 +68,11 @@ def settings_from(args: Sequence[str], env: Mapping[str, str]) -> ReportSettings
     """Build the settings from arguments (which win) and the environment; SettingsError when invalid."""
     try:
         ns = main_parser().parse_args(list(args))
+        uri = mongo_uri(ns, env)
     except UsageError as e:
         raise SettingsError(str(e)) from None
     return ReportSettings(
-        mongo_uri=ns.mongo_uri or env.get(URI_ENV) or DEFAULT_URI,
+        mongo_uri=uri,
         database=ns.database or env.get(DATABASE_ENV) or c.DEFAULT_DATABASE,
         timeout_ms=ns.timeout_ms,
         refresh_seconds=ns.refresh_seconds,

@@ -19,8 +19,10 @@ from clickpulse.cli import (
     DURATION_SYNTAX,
     Parser,
     add_logging_arguments,
+    add_mongo_uri_arguments,
     duration,
     env,
+    mongo_uri,
     positive_int,
     setup_logging,
     short_error,
@@ -47,8 +49,7 @@ def main_parser() -> argparse.ArgumentParser:
     io.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                     help="Kafka bootstrap servers (env CLICKPULSE_BOOTSTRAP_SERVERS)")
     io.add_argument("--topic", default=env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
-    io.add_argument("--mongo-uri", default=env("CLICKPULSE_MONGO_URI", "mongodb://127.0.0.1:27017/"),
-                    help="MongoDB URI, credentials included (env CLICKPULSE_MONGO_URI)")
+    add_mongo_uri_arguments(io)
     io.add_argument("--database", default=env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
                     help="database (env CLICKPULSE_DATABASE)")
     io.add_argument("--checkpoint-dir", default=env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
@@ -88,7 +89,7 @@ def main_parser() -> argparse.ArgumentParser:
 def settings_from_args(ns: argparse.Namespace) -> JobSettings:
     return JobSettings(
         bootstrap_servers=ns.bootstrap_servers,
-        mongo_uri=ns.mongo_uri,
+        mongo_uri=mongo_uri(ns),
         checkpoint_dir=ns.checkpoint_dir,
         topic=ns.topic,
         database=ns.database,
@@ -159,6 +160,8 @@ def run(s: JobSettings) -> int:
 
         spark = build_session(s)
         spark.sparkContext.setLogLevel("WARN")
+        log.info("Spark %s, master %s, UI %s", spark.version, spark.sparkContext.master,
+                 spark.sparkContext.uiWebUrl or "off")
         ship_packages(spark)
         recorder = ProgressRecorder(progress_writer(db))
         spark.streams.addListener(recorder)
