@@ -38,10 +38,12 @@ $(COMPOSE_CHECK): tests/docker/composecheck/main.go tests/docker/composecheck/go
 	cd tests/docker/composecheck && $(GOENV) go build -o $(abspath $@) .
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --upgrade pip
 	$(PY) -m pip install --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	# clickpulse itself, editable, with its console scripts (its dependencies are the pins just installed)
+	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --no-deps --no-build-isolation -e .
 	touch $@
 
 jars: $(KAFKA_LIBS)/.installed $(SPARK_JARS)/.installed
@@ -76,13 +78,13 @@ lint: venv ## ruff
 	$(PY) -m ruff check .
 
 job: setup ## run the streaming job against the local stack (foreground)
-	$(VENV)/bin/spark-submit --master 'local[*]' --jars $$(ls $(SPARK_JARS)/*.jar | paste -sd,) streaming_job/main.py
+	$(VENV)/bin/clickpulse-job
 
 producer: setup ## run the producer against the local stack (foreground)
-	$(PY) -m producer
+	$(VENV)/bin/clickpulse-producer
 
 report: setup ## serve the Streamlit report on http://localhost:8501
-	$(VENV)/bin/streamlit run reporting/app.py --server.headless true --server.port 8501 --server.address 127.0.0.1
+	$(VENV)/bin/clickpulse-report --port 8501
 
 demo: stack-up ## the whole pipeline: stack, producer, job and report at http://localhost:8501 (Ctrl-C stops)
 	$(PY) -m devstack demo

@@ -24,11 +24,19 @@ from checkpoint_tools.inspect import inspect_report, render_inspect, topics_of
 from checkpoint_tools.layout import Checkpoint, CheckpointError, read_checkpoint, resolve_dir
 from checkpoint_tools.reset import consequences, plan_reset
 from checkpoint_tools.tables import human_bytes, table
-from clickpulse.cli import Parser, add_logging_arguments, fail, positive_int, setup_logging, short_error
+from clickpulse.cli import (
+    Parser,
+    add_logging_arguments,
+    fail,
+    positive_int,
+    program_name,
+    setup_logging,
+    short_error,
+)
 from clickpulse.queries import QUERIES
 
 log = logging.getLogger("checkpoint_tools")
-PROG = "python -m checkpoint_tools"
+PROG = program_name("python -m checkpoint_tools")
 
 Ask = Callable[[str], str | None]
 

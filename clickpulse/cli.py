@@ -83,6 +83,12 @@ def _bad(text: str, message: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(message + source)
 
 
+def program_name(module_form: str) -> str:
+    """How the user started this program: its console script (`clickpulse-producer`), else `python -m ...`."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return invoked if invoked.startswith("clickpulse-") else module_form
+
+
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     """An argparse `type` from a parser that raises ValueError: its message becomes the one-line usage error."""
 

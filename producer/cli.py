@@ -28,6 +28,7 @@ from clickpulse.cli import (
     env,
     non_negative_int,
     positive_int,
+    program_name,
     seconds,
     setup_logging,
 )
@@ -45,6 +46,7 @@ from producer.settings import (
 )
 
 log = logging.getLogger("producer")
+PROG = program_name("python -m producer")
 
 
 def _ratio(text: str) -> float:
@@ -73,7 +75,7 @@ def _number(text: str) -> float:
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m producer", description=f"{__doc__}\nDurations: {DURATION_SYNTAX}.",
+    p = Parser(prog=PROG, description=f"{__doc__}\nDurations: {DURATION_SYNTAX}.",
                formatter_class=argparse.RawDescriptionHelpFormatter)
     k = p.add_argument_group("Kafka")
     k.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
@@ -231,10 +233,10 @@ def run_cli(args: list[str] | None = None, stop: threading.Event | None = None) 
     try:
         settings = settings_from(ns)
     except ValueError as e:
-        sys.stderr.write(f"python -m producer: error: {e}\n")
+        sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
     if settings.from_file is not None and not settings.from_file.is_file():
-        sys.stderr.write(f"python -m producer: error: --from-file {settings.from_file}: no such file\n")
+        sys.stderr.write(f"{PROG}: error: --from-file {settings.from_file}: no such file\n")
         return 2
     stop = stop or threading.Event()
     abandon = threading.Event()

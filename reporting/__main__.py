@@ -16,12 +16,13 @@ from clickpulse.cli import (
     add_mongo_uri_arguments,
     mongo_uri,
     port,
+    program_name,
     setup_logging,
 )
 from reporting.settings import DATABASE_ENV, URI_ENV
 
 log = logging.getLogger("reporting")
-PROG = "python -m reporting"
+PROG = program_name("python -m reporting")
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
