@@ -21,6 +21,8 @@ export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
 # A local Spark binds its UI to SPARK_LOCAL_IP, else to every interface (README: Security).
 export SPARK_LOCAL_IP ?= 127.0.0.1
 PYTEST_ARGS ?=
+# Extra flags for `make job`, e.g. JOB_ARGS="--metrics prometheus --conf spark.sql.shuffle.partitions=4"
+JOB_ARGS ?=
 
 .PHONY: help setup venv jars ferretdb postgres compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
 
@@ -78,7 +80,7 @@ lint: venv ## ruff
 	$(PY) -m ruff check .
 
 job: setup ## run the streaming job against the local stack (foreground)
-	$(VENV)/bin/clickpulse-job
+	$(VENV)/bin/clickpulse-job $(JOB_ARGS)
 
 producer: setup ## run the producer against the local stack (foreground)
 	$(VENV)/bin/clickpulse-producer

@@ -55,6 +55,13 @@ class Parser(argparse.ArgumentParser):
             self.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                               help="show the version and exit")
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        ns, rest = super().parse_known_args(args, namespace)
+        for name, value in vars(ns).items():
+            if isinstance(value, EnvText):  # an env default no type converted: hand on plain text
+                setattr(ns, name, str(value))
+        return ns, rest
+
     def error(self, message: str) -> NoReturn:
         if self._raise_errors:
             raise UsageError(message)
@@ -70,6 +77,9 @@ class EnvText(str):
         text = super().__new__(cls, value)
         text.variable = variable
         return text
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return str, (str(self),)  # pickled (to Spark executors) as the plain text it is
 
 
 def env(name: str, default: str) -> str:

@@ -68,6 +68,20 @@ def test_a_bad_value_from_the_environment_names_its_variable(monkeypatch):
     assert str(e.value) == "not a whole number: 'many' (from env CLICKPULSE_SOMETHING)"
 
 
+def test_values_from_the_environment_are_plain_text_after_parsing(monkeypatch):
+    import pickle
+
+    from streaming_job.main import main_parser
+
+    # Given a setting taken from the environment (the job pickles its settings to Spark's executors)
+    monkeypatch.setenv("CLICKPULSE_TOPIC", "web")
+    # When the flags are parsed
+    topic = main_parser().parse_args([]).topic
+    # Then it is a plain str, which pickles and unpickles like any other
+    assert type(topic) is str and pickle.loads(pickle.dumps(topic)) == "web"  # noqa: S301 - our own bytes
+    assert type(pickle.loads(pickle.dumps(env("CLICKPULSE_TOPIC", "x")))) is str  # noqa: S301 - our own bytes
+
+
 @pytest.mark.parametrize("program", ["producer", "job", "checkpoints", "report", "devstack"])
 def test_every_program_prints_its_version(program, capsys):
     # When a program is asked for its version

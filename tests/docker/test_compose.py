@@ -195,6 +195,14 @@ def test_images_are_pinned_to_a_version():
     assert service("mongo")["image"].startswith("mongo:")
 
 
+def test_every_published_port_is_on_the_hosts_loopback_only():
+    # Given every port a service publishes on the host
+    published = [(name, str(port)) for name, svc in compose()["services"].items() for port in svc.get("ports", [])]
+    assert published
+    # Then each names 127.0.0.1 as its host address (compose's default, 0.0.0.0, is every interface)
+    assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == []
+
+
 def test_the_job_keeps_checkpoints_in_a_volume_at_its_checkpoint_dir():
     argv = command_of("job")
     checkpoint_dir = argv[argv.index("--checkpoint-dir") + 1]

@@ -82,6 +82,13 @@ def test_the_image_holds_the_code_each_program_runs(name: str):
     assert "clickpulse" in copied
 
 
+def test_the_image_holds_the_checkpoint_tools_users_run_next_to_the_job():
+    # Given the top-level folders the Dockerfile copies into the image
+    copied = {source.rstrip("/").split("/")[0] for source in _copy_sources()}
+    # Then the checkpoint CLI is among them, with the neutral package it imports
+    assert {"checkpoint_tools", "clickpulse"} <= copied
+
+
 def test_the_image_prefetches_the_connector_the_job_submits():
     # Given the connector spark-submit resolves when the job starts
     argv = command_of("job")
