@@ -17,10 +17,11 @@ from pathlib import Path
 
 from clickpulse.cli import Parser
 from streaming_job.packaging import ROOT
-from streaming_job.session import KAFKA_PACKAGE, LOOPBACK
+from streaming_job.session import JSON_LOG_DEFAULTS, KAFKA_PACKAGE, LOOPBACK
 
 PROG = "clickpulse-job"
 MAIN = Path(__file__).resolve().parent / "main.py"
+(STRUCTURED_LOGGING,) = JSON_LOG_DEFAULTS
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -62,11 +63,22 @@ def submit_command(ns: argparse.Namespace, job_args: Sequence[str],
     argv = [str(home / "bin" / "spark-submit"), "--master", ns.master]
     if ns.driver_memory:
         argv += ["--driver-memory", ns.driver_memory]
-    for item in ns.conf:
+    confs = list(ns.conf)
+    if _json_logs(job_args) and not any(c.startswith(f"{STRUCTURED_LOGGING}=") for c in confs):
+        # Spark sets up its logging when spark-submit starts, before the job can ask for JSON lines.
+        confs.append(f"{STRUCTURED_LOGGING}=true")
+    for item in confs:
         argv += ["--conf", item]
     jars = connector_jars(environ)
     argv += ["--jars", ",".join(jars)] if jars else ["--packages", KAFKA_PACKAGE]
     return [*argv, str(MAIN), *job_args], env
+
+
+def _json_logs(job_args: Sequence[str]) -> bool:
+    """Whether the job will log JSON (--log-format json, or CLICKPULSE_LOG_FORMAT); a bad flag exits 2 here."""
+    from streaming_job.main import main_parser as job_parser
+
+    return job_parser().parse_known_args(list(job_args))[0].log_format == "json"
 
 
 def run_cli(args: list[str] | None = None) -> int:

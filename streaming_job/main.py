@@ -63,8 +63,12 @@ def main_parser() -> argparse.ArgumentParser:
                      help="'processing-time:<duration>' to run continuously, or 'available-now' to drain and exit")
     run.add_argument("--watermark", type=duration, default="10 minutes",
                      help="how late (event time) an event may arrive and still be counted")
-    run.add_argument("--shuffle-partitions", type=positive_int, default=8,
-                     help="state partitions (fixed by the checkpoint after the first run)")
+    run.add_argument("--shuffle-partitions", type=positive_int, default=None,
+                     help="state partitions, fixed by the checkpoint after the first run (default: spark-submit's "
+                          "--conf spark.sql.shuffle.partitions, else 8)")
+    run.add_argument("--metrics", choices=["none", "prometheus"], default=env("CLICKPULSE_METRICS", "none"),
+                     help="'prometheus': serve Spark's and the streaming queries' metrics for Prometheus on the Spark "
+                          "UI's port at /metrics/prometheus (env CLICKPULSE_METRICS)")
     run.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
                      help="stop when Kafka deleted records the job had not read yet")
     win = p.add_argument_group("windows")
@@ -106,6 +110,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         shuffle_partitions=ns.shuffle_partitions,
         fail_on_data_loss=ns.fail_on_data_loss == "true",
         mongo_writers=ns.mongo_writers,
+        metrics=None if ns.metrics == "none" else ns.metrics,
     )
 
 
@@ -118,10 +123,10 @@ def run_cli(args: list[str] | None = None) -> int:
         parser.error(str(e))
     setup_logging(ns.log_level, ns.log_format, quiet=("py4j", "kafka", "pymongo"))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
-    return run(settings)
+    return run(settings, json_logs=ns.log_format == "json")
 
 
-def run(s: JobSettings) -> int:
+def run(s: JobSettings, json_logs: bool = False) -> int:
     """Start both queries and run until they finish (available-now), fail, or the job is stopped."""
     from pymongo.errors import PyMongoError
 
@@ -132,7 +137,7 @@ def run(s: JobSettings) -> int:
     from streaming_job.lock import Heartbeat
     from streaming_job.metrics import ProgressRecorder, progress_writer
     from streaming_job.pipeline import QUERIES, start_queries
-    from streaming_job.session import build_session, ship_packages
+    from streaming_job.session import PROMETHEUS_PATH, build_session, ship_packages
 
     client = connect(s.mongo_uri, "clickpulse-job")
     stop = threading.Event()
@@ -158,10 +163,12 @@ def run(s: JobSettings) -> int:
         log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
                  "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if ttl else 'pruning'}")
 
-        spark = build_session(s)
+        spark = build_session(s, json_logs=json_logs)
         spark.sparkContext.setLogLevel("WARN")
-        log.info("Spark %s, master %s, UI %s", spark.version, spark.sparkContext.master,
-                 spark.sparkContext.uiWebUrl or "off")
+        ui = spark.sparkContext.uiWebUrl
+        log.info("Spark %s, master %s, UI %s", spark.version, spark.sparkContext.master, ui or "off")
+        if s.metrics == "prometheus":
+            log.info("Prometheus metrics at %s", f"{ui}{PROMETHEUS_PATH}" if ui else "nowhere: the Spark UI is off")
         ship_packages(spark)
         recorder = ProgressRecorder(progress_writer(db))
         spark.streams.addListener(recorder)

@@ -73,9 +73,11 @@ class JobSettings:
     max_event_bytes: int = ev.MAX_EVENT_BYTES
     max_future: timedelta = timedelta(seconds=ev.MAX_FUTURE_SECONDS)
     retention: timedelta | None = timedelta(days=7)
-    shuffle_partitions: int = 8
+    # None: spark.sql.shuffle.partitions from --conf, else the job's default (session.SESSION_DEFAULTS)
+    shuffle_partitions: int | None = None
     fail_on_data_loss: bool = True
     mongo_writers: int | None = None
+    metrics: str | None = None  # "prometheus": Spark's PrometheusServlet and streaming metrics
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -96,10 +98,12 @@ class JobSettings:
             raise ValueError("--event-types must list at least one non-empty type")
         if self.max_event_bytes <= 0:
             raise ValueError("--max-event-bytes must be positive")
-        if self.shuffle_partitions <= 0:
+        if self.shuffle_partitions is not None and self.shuffle_partitions <= 0:
             raise ValueError("--shuffle-partitions must be positive")
         if self.mongo_writers is not None and self.mongo_writers <= 0:
             raise ValueError("--mongo-writers must be positive")
+        if self.metrics not in (None, "prometheus"):
+            raise ValueError(f"--metrics must be none or prometheus, got {self.metrics!r}")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
 
