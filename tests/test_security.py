@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -25,7 +24,7 @@ from devstack.paths import ROOT
 from devstack.stack import LocalStack, free_port
 from storage import contract as c
 from tests.job.dataset import clicks, create_topic, produce
-from tests.job.jobrun import job_env, kill_hard, poll, start_job
+from tests.job.jobrun import job_env, poll, start_job, stop_gracefully
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,16 +46,6 @@ class Pipeline:
     report_log: Path
     report_port: int
     stack: LocalStack
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group (the job stops its queries gracefully), kill -9 after a minute."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            kill_hard(proc)
 
 
 def _answers(url: str) -> bool:
@@ -96,8 +85,8 @@ def pipeline(stack: LocalStack, mongo_client, tmp_path_factory) -> Iterator[Pipe
              what=f"the report (log: {report_log})")
         yield Pipeline(secret, uri, database, job, job_log, report, report_log, port, stack)
     finally:
-        _stop(report)
-        _stop(job)
+        stop_gracefully(report)
+        stop_gracefully(job)
         mongo_client.drop_database(database)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import urllib.request
 import uuid
@@ -24,7 +23,7 @@ from devstack.paths import ROOT
 from devstack.stack import LocalStack
 from storage import contract as c
 from tests.job.dataset import clicks, create_topic, produce
-from tests.job.jobrun import kill_hard, poll
+from tests.job.jobrun import poll, stop_gracefully
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -83,12 +82,7 @@ def made_job(stack: LocalStack, mongo_client, tmp_path_factory) -> Iterator[Made
              timeout=300, what=f"make job's first batch (log: {log})", interval=1)
         yield MadeJob(proc, log, checkpoint, database)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                kill_hard(proc)
+        stop_gracefully(proc)
         mongo_client.drop_database(database)
 
 
