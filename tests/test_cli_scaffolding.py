@@ -143,3 +143,24 @@ def test_log_format_json_lines_parse_as_json(tmp_path: Path):
     # And a log line says what it said as text
     assert any(json.loads(line).get("message", "").startswith("producing to stdout") for line in producer)
     assert any("stale lock" in json.loads(line).get("message", "") for line in checkpoints)
+
+
+def test_the_report_launcher_and_streamlit_log_json_lines_when_asked(tmp_path: Path):
+    from devstack.stack import free_port
+    from tests.job.jobrun import poll, stop_gracefully
+
+    # Given the report launcher started with --log-format json (debug, so Streamlit's own loggers speak too)
+    err = tmp_path / "report.err"
+    with err.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "reporting", "--port", str(free_port()), "--log-format", "json",
+                                 "--log-level", "debug"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out,
+                                start_new_session=True)
+    try:
+        # When Streamlit has started and logged
+        poll(lambda: '"logger": "streamlit' in err.read_text(), timeout=60, what="Streamlit's first log line")
+    finally:
+        stop_gracefully(proc, timeout=20)
+    # Then every log line, ours and Streamlit's, is one JSON object
+    lines = [line for line in err.read_text().splitlines() if line.strip()]
+    loggers = {json.loads(line)["logger"].split(".")[0] for line in lines}
+    assert {"reporting", "streamlit"} <= loggers
