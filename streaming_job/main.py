@@ -56,7 +56,8 @@ def _retention(text: str) -> timedelta | None:
 
 def main_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB. "
-                                      f"Durations: {DURATION_SYNTAX}.",
+                                      f"Durations: {DURATION_SYNTAX}. With a local master, Spark's driver, block "
+                                      "manager and UI listen on 127.0.0.1; SPARK_LOCAL_IP sets where the UI listens.",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     io = p.add_argument_group("where")
     io.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
