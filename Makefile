@@ -18,7 +18,11 @@ export MONGO_PORT ?= 27017
 export CLICKPULSE_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export CLICKPULSE_MONGO_URI ?= mongodb://127.0.0.1:$(MONGO_PORT)/
 export CLICKPULSE_CHECKPOINT_DIR ?= $(abspath $(DATA))/checkpoints
+# A local Spark binds its UI to SPARK_LOCAL_IP, else to every interface (README: Security).
+export SPARK_LOCAL_IP ?= 127.0.0.1
 PYTEST_ARGS ?=
+# Extra flags for `make job`, e.g. JOB_ARGS="--metrics prometheus --conf spark.sql.shuffle.partitions=4"
+JOB_ARGS ?=
 
 .PHONY: help setup venv jars ferretdb postgres compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
 
@@ -36,10 +40,12 @@ $(COMPOSE_CHECK): tests/docker/composecheck/main.go tests/docker/composecheck/go
 	cd tests/docker/composecheck && $(GOENV) go build -o $(abspath $@) .
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --upgrade pip
 	$(PY) -m pip install --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	# clickpulse itself, editable, with its console scripts (its dependencies are the pins just installed)
+	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --no-deps --no-build-isolation -e .
 	touch $@
 
 jars: $(KAFKA_LIBS)/.installed $(SPARK_JARS)/.installed
@@ -74,13 +80,13 @@ lint: venv ## ruff
 	$(PY) -m ruff check .
 
 job: setup ## run the streaming job against the local stack (foreground)
-	$(VENV)/bin/spark-submit --master 'local[*]' --jars $$(ls $(SPARK_JARS)/*.jar | paste -sd,) streaming_job/main.py
+	$(VENV)/bin/clickpulse-job $(JOB_ARGS)
 
 producer: setup ## run the producer against the local stack (foreground)
-	$(PY) -m producer
+	$(VENV)/bin/clickpulse-producer
 
 report: setup ## serve the Streamlit report on http://localhost:8501
-	$(VENV)/bin/streamlit run reporting/app.py --server.headless true --server.port 8501
+	$(VENV)/bin/clickpulse-report --port 8501
 
 demo: stack-up ## the whole pipeline: stack, producer, job and report at http://localhost:8501 (Ctrl-C stops)
 	$(PY) -m devstack demo

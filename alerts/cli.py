@@ -19,11 +19,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
 
 from alerts.config import (
     DEFAULT_BOOTSTRAP,
-    DEFAULT_MONGO_URI,
     env_name,
     flag_name,
     secrets_of,
@@ -32,28 +30,21 @@ from alerts.config import (
 )
 from alerts.rules import BY_NAME, RULES, Unit
 from alerts.settings import AlertsSettings, seconds_text
+from clickpulse.cli import Parser, add_mongo_uri_arguments, mongo_uri, program_name
 from storage import contract as c
 from storage.client import mask_uri
 
 log = logging.getLogger("clickpulse.alerts")
-PROG = "python -m alerts"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+PROG = program_name("python -m alerts")
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--once", action="store_true", help="evaluate one round and exit (for cron and tests)")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="thresholds and channels from this TOML file (env CLICKPULSE_ALERTS_CONFIG)")
     w = p.add_argument_group("what to watch")
-    w.add_argument("--mongo-uri", help=f"MongoDB URI, credentials included (env CLICKPULSE_MONGO_URI, default "
-                                       f"{DEFAULT_MONGO_URI})")
+    add_mongo_uri_arguments(w)
     w.add_argument("--database", help=f"the job's database (env CLICKPULSE_DATABASE, default {c.DEFAULT_DATABASE})")
     w.add_argument("--bootstrap-servers",
                    help=f"Kafka, for lag (env CLICKPULSE_BOOTSTRAP_SERVERS, default {DEFAULT_BOOTSTRAP}); the topics "
@@ -115,6 +106,7 @@ def run_cli(args: list[str] | None = None) -> int:
     parser = main_parser()
     ns = parser.parse_args(args)
     try:
+        ns.mongo_uri = mongo_uri(ns)  # flag, else file, else env, else the local default (never in --help)
         settings = settings_from(ns, os.environ)
     except ValueError as e:
         parser.error(str(e))

@@ -11,12 +11,12 @@ Exit codes: 0 ok, 1 error (one line on stderr), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from checkpoint_tools.clean import SPARK_MIN_BATCHES_TO_RETAIN, CleanPlan, execute, plan_clean
 from checkpoint_tools.guard import DEFAULT_STALE_SECONDS, JobStatus, job_status, refuse_if_running
@@ -24,27 +24,29 @@ from checkpoint_tools.inspect import inspect_report, render_inspect, topics_of
 from checkpoint_tools.layout import Checkpoint, CheckpointError, read_checkpoint, resolve_dir
 from checkpoint_tools.reset import consequences, plan_reset
 from checkpoint_tools.tables import human_bytes, table
-from storage import contract as c
+from clickpulse.cli import (
+    Parser,
+    add_logging_arguments,
+    fail,
+    positive_int,
+    program_name,
+    setup_logging,
+    short_error,
+)
+from clickpulse.queries import QUERIES
 
 log = logging.getLogger("checkpoint_tools")
-PROG = "python -m checkpoint_tools"
+PROG = program_name("python -m checkpoint_tools")
 
 Ask = Callable[[str], str | None]
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _number(minimum: float, kind: type = float) -> Callable[[str], float]:
+def _number(minimum: float) -> Callable[[str], float]:
     def convert(text: str) -> float:
         try:
-            value = kind(text)
+            value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
         return value
@@ -53,7 +55,7 @@ def _number(minimum: float, kind: type = float) -> Callable[[str], float]:
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--checkpoint-dir", default=os.environ.get("CLICKPULSE_CHECKPOINT_DIR") or ".data/checkpoints",
                         help="the job's base checkpoint dir, a local path or file:// URI "
@@ -62,8 +64,11 @@ def main_parser() -> argparse.ArgumentParser:
     common.add_argument("--stale-after", type=_number(1), default=DEFAULT_STALE_SECONDS, metavar="SECONDS",
                         help="a job lock whose last heartbeat is older than this belongs to a dead job "
                              "(default %(default)g; the job beats every 10 s)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_logging_arguments(common)
+    common.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="DEBUG",
+                        default=argparse.SUPPRESS, help="debug logging (--log-level DEBUG)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                           parser_class=functools.partial(Parser, add_version=False))
 
     i = sub.add_parser("inspect", parents=[common], help="report each query's progress, offsets, lag, files and state",
                        description="Report each query's last committed batch, Kafka offsets (and lag), files and state.")
@@ -77,7 +82,7 @@ def main_parser() -> argparse.ArgumentParser:
                         description="Delete old offsets/commits entries, state files older than the oldest kept batch "
                                     "needs, orphaned temp and checksum files, and (only when named) whole query folders. "
                                     "Prints what it would delete unless --yes.")
-    cl.add_argument("--keep", type=_number(1, int), default=SPARK_MIN_BATCHES_TO_RETAIN, metavar="N",
+    cl.add_argument("--keep", type=positive_int, default=SPARK_MIN_BATCHES_TO_RETAIN, metavar="N",
                     help="batches to keep per query (default %(default)s, Spark's minBatchesToRetain)")
     cl.add_argument("--remove-query", action="append", default=[], metavar="NAME",
                     help="also delete this query's whole folder (one the job no longer runs); repeatable")
@@ -87,7 +92,7 @@ def main_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reset", parents=[common], help="delete one query's checkpoint so the job starts it over",
                        description="Delete one query's checkpoint folder: the job's next run starts that query over "
                                    "from its --starting-offsets and recomputes its output.")
-    r.add_argument("query", metavar="QUERY", help=f"the query to reset ({', '.join(c.QUERIES)})")
+    r.add_argument("query", metavar="QUERY", help=f"the query to reset ({', '.join(QUERIES)})")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     r.set_defaults(handler=_reset)
     return p
@@ -96,24 +101,17 @@ def main_parser() -> argparse.ArgumentParser:
 def run_cli(args: list[str] | None = None, ask: Ask | None = None) -> int:
     """Run one command; `ask` answers reset's confirmation (default: the terminal, refused when there is none)."""
     ns = main_parser().parse_args(args)
-    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.DEBUG if ns.verbose else logging.CRITICAL)
+    setup_logging(ns.log_level, ns.log_format, text_format="%(levelname)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.DEBUG if ns.log_level == "DEBUG" else logging.CRITICAL)
     try:
         return ns.handler(ns, ask or _ask_terminal)
     except CheckpointError as e:
-        return _fail(str(e))
+        return fail(PROG, str(e))
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        return fail(PROG, "interrupted")
     except Exception as e:  # one line, never a traceback (-v logs it)
         log.debug("details", exc_info=True)
-        return _fail(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
-
-
-def _fail(message: str) -> int:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    sys.stderr.flush()
-    return 1
+        return fail(PROG, f"unexpected {type(e).__name__}" + (f": {short_error(e)}" if str(e) else ""))
 
 
 def _load(ns: argparse.Namespace) -> tuple[Checkpoint, JobStatus]:
@@ -137,7 +135,7 @@ def _inspect(ns: argparse.Namespace, ask: Ask) -> int:
         for topic, parts in broker.items():
             if parts is None:
                 log.warning("topic %s does not exist on %s", topic, ns.bootstrap_servers)
-    report = inspect_report(cp, status, broker, c.QUERIES)
+    report = inspect_report(cp, status, broker, QUERIES)
     _emit(ns, report, render_inspect(report))
     return 0
 
@@ -145,7 +143,7 @@ def _inspect(ns: argparse.Namespace, ask: Ask) -> int:
 def _clean(ns: argparse.Namespace, ask: Ask) -> int:
     cp, status = _load(ns)
     refuse_if_running(status, "clean")
-    plan = plan_clean(cp, ns.keep, tuple(ns.remove_query), c.QUERIES)
+    plan = plan_clean(cp, ns.keep, tuple(ns.remove_query), QUERIES)
     if ns.yes and plan.deletions:
         refuse_if_running(job_status(cp.base, ns.stale_after), "clean", warn=False)  # the job may have started meanwhile
         files, freed = execute(plan)

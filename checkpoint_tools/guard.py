@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from checkpoint_tools.layout import CheckpointError
-from streaming_job.lock import DEFAULT_STALE_SECONDS, LOCK_FILE, LockInfo, read_lock
+from clickpulse.lock import DEFAULT_STALE_SECONDS, LOCK_FILE, LockInfo, read_lock
 
 log = logging.getLogger(__name__)
 

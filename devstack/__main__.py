@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
+from clickpulse.cli import Parser, add_logging_arguments, env, port, setup_logging
 from devstack.paths import DATA
 from devstack.process import StackError
 from devstack.stack import LocalStack
@@ -16,38 +16,28 @@ from devstack.stack import LocalStack
 log = logging.getLogger("devstack")
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"devstack: {name} must be a port number, got {raw!r}") from None
-
-
 def main_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    p = Parser(prog="python -m devstack", description=__doc__)
     p.add_argument("command", choices=["up", "down", "status", "demo"],
                    help="start, stop or report the stack; `demo` also runs producer, job and report")
     p.add_argument("--data-dir", type=Path, default=DATA / "stack",
                    help="where servers keep data and logs (default: %(default)s)")
-    p.add_argument("--kafka-port", type=int, default=_env_int("KAFKA_PORT", 9092),
+    p.add_argument("--kafka-port", type=port, default=env("KAFKA_PORT", "9092"),
                    help="Kafka client port (env KAFKA_PORT, default 9092)")
-    p.add_argument("--kafka-controller-port", type=int, default=_env_int("KAFKA_CONTROLLER_PORT", 9093),
+    p.add_argument("--kafka-controller-port", type=port, default=env("KAFKA_CONTROLLER_PORT", "9093"),
                    help="KRaft controller port (env KAFKA_CONTROLLER_PORT, default 9093)")
-    p.add_argument("--mongo-port", type=int, default=_env_int("MONGO_PORT", 27017),
+    p.add_argument("--mongo-port", type=port, default=env("MONGO_PORT", "27017"),
                    help="Mongo port (env MONGO_PORT, default 27017)")
-    p.add_argument("--postgres-port", type=int, default=_env_int("POSTGRES_PORT", 55432),
+    p.add_argument("--postgres-port", type=port, default=env("POSTGRES_PORT", "55432"),
                    help="port of FerretDB's PostgreSQL (env POSTGRES_PORT, default 55432)")
     p.add_argument("--json", action="store_true", help="print status as JSON")
+    add_logging_arguments(p)
     return p
 
 
 def run_cli(args: list[str] | None = None) -> int:
     ns = main_parser().parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    setup_logging(ns.log_level, ns.log_format, quiet=("kafka",))
     stack = LocalStack(ns.data_dir, ns.kafka_port, ns.kafka_controller_port, ns.mongo_port, ns.postgres_port)
     try:
         if ns.command == "up":

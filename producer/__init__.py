@@ -6,7 +6,7 @@ A small pure API for tests and scripts:
   users, pages, count, rate, invalid/late/duplicate ratios, ...). Its defaults are clean traffic (no faults).
 - `producer.generator.generate(settings) -> Iterator[Event]`: the run's events in order. `Event` is a NamedTuple
   `(key, value, kind, time_ms)`: key = user_id (utf-8 bytes), value = compact JSON (utf-8 bytes) following
-  `streaming_job.events`, kind = "valid", one of the job's reasons ("malformed_json", "missing_field", "wrong_type",
+  `clickpulse.events`, kind = "valid", one of the job's reasons ("malformed_json", "missing_field", "wrong_type",
   "unknown_event_type", "future_timestamp"), "late" or "duplicate"; time_ms = model clock (epoch ms) before any
   late/future shift. With `start_time` set the sequence is a pure function of the settings (byte-identical).
 - `producer.delivery.send_events(bootstrap_servers, topic, events) -> {"sent", "failed", "errors"}`: put

@@ -15,12 +15,24 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
 
+from clickpulse.cli import (
+    DURATION_SYNTAX,
+    Parser,
+    add_logging_arguments,
+    argument_type,
+    env,
+    non_negative_int,
+    positive_int,
+    program_name,
+    seconds,
+    setup_logging,
+)
+from clickpulse.events import DEFAULT_TOPIC
 from producer.delivery import DeliveryError, KafkaSink, StreamSink, connect
 from producer.generator import TrafficModel
 from producer.replay import ReplaySource
@@ -29,39 +41,12 @@ from producer.settings import (
     INJECTABLE_REASONS,
     ProducerSettings,
     parse_burst,
-    parse_duration,
     parse_rate,
     parse_start_time,
 )
-from streaming_job.events import DEFAULT_TOPIC
 
 log = logging.getLogger("producer")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear line, no usage dump
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return value
+PROG = program_name("python -m producer")
 
 
 def _ratio(text: str) -> float:
@@ -89,81 +74,78 @@ def _number(text: str) -> float:
         raise ValueError(f"not a number: {text!r}") from None
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
 def main_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m producer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=f"{__doc__}\nDurations: {DURATION_SYNTAX}.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     k = p.add_argument_group("Kafka")
-    k.add_argument("--bootstrap-servers", default=_env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    k.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                    help="host:port[,host:port] (env CLICKPULSE_BOOTSTRAP_SERVERS, default %(default)s)")
-    k.add_argument("--topic", default=_env("CLICKPULSE_TOPIC", DEFAULT_TOPIC),
+    k.add_argument("--topic", default=env("CLICKPULSE_TOPIC", DEFAULT_TOPIC),
                    help="topic, created if missing (env CLICKPULSE_TOPIC, default %(default)s)")
-    k.add_argument("--partitions", type=_typed(_positive_int), default=_env("CLICKPULSE_PARTITIONS", "3"),
+    k.add_argument("--partitions", type=positive_int, default=env("CLICKPULSE_PARTITIONS", "3"),
                    help="partitions when creating the topic (env CLICKPULSE_PARTITIONS, default 3)")
-    k.add_argument("--replication-factor", type=_typed(_positive_int), default="1",
+    k.add_argument("--replication-factor", type=positive_int, default="1",
                    help="replication factor when creating the topic (default 1)")
-    k.add_argument("--linger-ms", type=_typed(_positive_int), default="20", help="producer linger (default 20)")
-    k.add_argument("--kafka-batch-bytes", type=_typed(_positive_int), default=str(512 * 1024),
+    k.add_argument("--linger-ms", type=non_negative_int, default="20", help="producer linger (default 20)")
+    k.add_argument("--kafka-batch-bytes", type=positive_int, default=str(512 * 1024),
                    help="producer batch size in bytes (default 524288)")
     k.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"], default="none",
                    help="batch compression (lz4/snappy/zstd need their Python package; default none)")
-    k.add_argument("--max-pending", type=_typed(_positive_int), default="200000",
+    k.add_argument("--max-pending", type=positive_int, default="200000",
                    help="unconfirmed messages allowed before sending waits for the broker (default 200000)")
-    k.add_argument("--delivery-timeout", type=_typed(parse_duration), default="2m",
+    k.add_argument("--delivery-timeout", type=seconds, default="2m",
                    help="how long Kafka may take to confirm a message, and the final flush may wait, before "
                         "unconfirmed messages count as failed (default 2m)")
-    k.add_argument("--connect-timeout", type=_typed(parse_duration), default=_env("CLICKPULSE_CONNECT_TIMEOUT", "2m"),
+    k.add_argument("--connect-timeout", type=seconds, default=env("CLICKPULSE_CONNECT_TIMEOUT", "2m"),
                    help="how long to keep retrying an unreachable broker at start (env CLICKPULSE_CONNECT_TIMEOUT, "
                         "default 2m)")
 
     r = p.add_argument_group("Rate and length")
-    r.add_argument("--rate", type=_typed(parse_rate), default=_env("CLICKPULSE_RATE", "100"),
+    r.add_argument("--rate", type=argument_type(parse_rate), default=env("CLICKPULSE_RATE", "100"),
                    help="events per second, or 'max' / 0 for as fast as possible (env CLICKPULSE_RATE, default 100)")
     length = r.add_mutually_exclusive_group()
-    length.add_argument("--count", type=_typed(_positive_int), help="stop after this many events")
-    length.add_argument("--duration", type=_typed(parse_duration), help="stop after this long, e.g. 90s or 10m")
-    r.add_argument("--batch-size", type=_typed(_positive_int), default="0",
+    length.add_argument("--count", type=non_negative_int, help="stop after this many events")
+    length.add_argument("--duration", type=seconds, help="stop after this long, e.g. 90s or 10m")
+    r.add_argument("--batch-size", type=non_negative_int, default="0",
                    help="events per pacing step, or per burst with --burst (default: auto, ~5 ms of events; "
                         "500 per burst)")
-    r.add_argument("--burst", type=_typed(parse_burst), metavar="LOW:HIGH",
+    r.add_argument("--burst", type=argument_type(parse_burst), metavar="LOW:HIGH",
                    help="burst mode: each batch at a random rate between LOW and HIGH events/s")
-    r.add_argument("--pause-seconds", type=_typed(parse_duration), default="1",
+    r.add_argument("--pause-seconds", type=seconds, default="1",
                    help="pause between bursts (default 1s)")
-    r.add_argument("--progress-interval", type=_typed(parse_duration), default="5s",
+    r.add_argument("--progress-interval", type=seconds, default="5s",
                    help="how often to log a progress line (default 5s)")
 
     t = p.add_argument_group("Traffic")
-    t.add_argument("--seed", type=_typed(_positive_int), default=os.environ.get("CLICKPULSE_SEED") or None,
+    t.add_argument("--seed", type=non_negative_int, default=os.environ.get("CLICKPULSE_SEED") or None,
                    help="random seed: same seed + same flags = same events (env CLICKPULSE_SEED, default random)")
-    t.add_argument("--start-time", type=_typed(parse_start_time),
+    t.add_argument("--start-time", type=argument_type(parse_start_time),
                    help="pin the event clock to start here (ISO-8601) and follow the schedule: fully reproducible")
-    t.add_argument("--users", type=_typed(_positive_int), default=_env("CLICKPULSE_USERS", "1000"),
+    t.add_argument("--users", type=positive_int, default=env("CLICKPULSE_USERS", "1000"),
                    help="number of users (env CLICKPULSE_USERS, default 1000)")
-    t.add_argument("--pages", type=_typed(_positive_int), default=_env("CLICKPULSE_PAGES", "200"),
+    t.add_argument("--pages", type=positive_int, default=env("CLICKPULSE_PAGES", "200"),
                    help="number of pages (env CLICKPULSE_PAGES, default 200)")
-    t.add_argument("--zipf", type=_typed(_number), default="1.1", help="page popularity Zipf exponent (default 1.1)")
-    t.add_argument("--heavy-share", type=_typed(_ratio), default="0.05",
+    t.add_argument("--zipf", type=argument_type(_number), default="1.1", help="page popularity Zipf exponent (default 1.1)")
+    t.add_argument("--heavy-share", type=argument_type(_ratio), default="0.05",
                    help="share of much more active users (default 0.05)")
-    t.add_argument("--heavy-weight", type=_typed(_number), default="20",
+    t.add_argument("--heavy-weight", type=argument_type(_number), default="20",
                    help="how much more active they are (default 20)")
-    t.add_argument("--session-length", type=_typed(parse_duration), default="3m",
+    t.add_argument("--session-length", type=seconds, default="3m",
                    help="median session length in event time (default 3m)")
-    t.add_argument("--session-timeout", type=_typed(parse_duration), default="5m",
+    t.add_argument("--session-timeout", type=seconds, default="5m",
                    help="idle time after which a user's next event starts a new session (default 5m)")
 
     f = p.add_argument_group("Faults (each injected at its exact ratio)")
-    f.add_argument("--invalid-ratio", type=_typed(_ratio), default=_env("CLICKPULSE_INVALID_RATIO", "0.02"),
+    f.add_argument("--invalid-ratio", type=argument_type(_ratio), default=env("CLICKPULSE_INVALID_RATIO", "0.02"),
                    help="share of invalid events, split evenly over --invalid-kinds (env CLICKPULSE_INVALID_RATIO, "
                         "default 0.02)")
-    f.add_argument("--invalid-kinds", type=_typed(_kinds), default=",".join(INJECTABLE_REASONS),
+    f.add_argument("--invalid-kinds", type=argument_type(_kinds), default=",".join(INJECTABLE_REASONS),
                    help="comma-separated kinds of invalid events (default: all of %(default)s)")
-    f.add_argument("--late-ratio", type=_typed(_ratio), default=_env("CLICKPULSE_LATE_RATIO", "0.01"),
+    f.add_argument("--late-ratio", type=argument_type(_ratio), default=env("CLICKPULSE_LATE_RATIO", "0.01"),
                    help="share of late events (env CLICKPULSE_LATE_RATIO, default 0.01)")
-    f.add_argument("--late-by", type=_typed(parse_duration), default=_env("CLICKPULSE_LATE_BY", "2m"),
+    f.add_argument("--late-by", type=seconds, default=env("CLICKPULSE_LATE_BY", "2m"),
                    help="how far a late event's time is shifted into the past (env CLICKPULSE_LATE_BY, default 2m)")
-    f.add_argument("--duplicate-ratio", type=_typed(_ratio), default=_env("CLICKPULSE_DUPLICATE_RATIO", "0.01"),
+    f.add_argument("--duplicate-ratio", type=argument_type(_ratio), default=env("CLICKPULSE_DUPLICATE_RATIO", "0.01"),
                    help="share of duplicate deliveries, same bytes and event_id again "
                         "(env CLICKPULSE_DUPLICATE_RATIO, default 0.01)")
 
@@ -171,8 +153,11 @@ def main_parser() -> argparse.ArgumentParser:
     o.add_argument("--from-file", type=Path, metavar="EVENTS.jsonl",
                    help="replay this file's lines as-is at --rate instead of generating traffic (no faults added)")
     o.add_argument("--dry-run", action="store_true", help="write the events to stdout (one JSON per line), not Kafka")
-    o.add_argument("-v", "--verbose", action="store_true", help="debug logging, including kafka-python's")
-    o.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    add_logging_arguments(o)
+    o.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="DEBUG", default=argparse.SUPPRESS,
+                   help="debug logging, including kafka-python's (--log-level DEBUG)")
+    o.add_argument("-q", "--quiet", dest="log_level", action="store_const", const="WARNING", default=argparse.SUPPRESS,
+                   help="warnings and errors only (--log-level WARNING)")
     return p
 
 
@@ -235,25 +220,23 @@ def _kafka_sink(settings: ProducerSettings, stop: threading.Event) -> KafkaSink:
         raise DeliveryError(f"cannot read the partitions of {settings.topic}: {type(e).__name__}: {e}") from None
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("producer").setLevel(level)
+def _configure_logging(level: str, log_format: str) -> None:
+    setup_logging(level, log_format)
     # kafka-python logs every reconnect attempt; our own lines say what matters unless asked for more.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
 
 
 def run_cli(args: list[str] | None = None, stop: threading.Event | None = None) -> int:
     """Run the producer with `args` (default sys.argv); `stop` lets a caller end an endless run."""
     ns = main_parser().parse_args(args)
-    _configure_logging(ns.verbose, ns.quiet)
+    _configure_logging(ns.log_level, ns.log_format)
     try:
         settings = settings_from(ns)
     except ValueError as e:
-        sys.stderr.write(f"python -m producer: error: {e}\n")
+        sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
     if settings.from_file is not None and not settings.from_file.is_file():
-        sys.stderr.write(f"python -m producer: error: --from-file {settings.from_file}: no such file\n")
+        sys.stderr.write(f"{PROG}: error: --from-file {settings.from_file}: no such file\n")
         return 2
     stop = stop or threading.Event()
     abandon = threading.Event()

@@ -13,8 +13,8 @@ import math
 import random
 from collections.abc import Mapping
 
+from clickpulse.events import EVENT_TYPE, PAGE_URL, PAGE_VIEW, REQUIRED_FIELDS, USER_ID
 from producer.settings import DUPLICATE, VALID
-from streaming_job.events import EVENT_TYPE, PAGE_URL, PAGE_VIEW, REQUIRED_FIELDS, USER_ID
 
 BLOCK = 1000
 # event_type values that are not in EVENT_TYPES (nor a case variant of one), so the job can only call them unknown.

@@ -25,9 +25,9 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import NamedTuple
 
+from clickpulse.events import EVENT_ID, EVENT_TYPE, PAGE_URL, SESSION_ID, TIMESTAMP, USER_ID
 from producer.faults import CORRUPTERS, FUTURE_SHIFT_MS, FaultPlan
 from producer.settings import DUPLICATE, LATE, VALID, ProducerSettings
-from streaming_job.events import EVENT_ID, EVENT_TYPE, PAGE_URL, SESSION_ID, TIMESTAMP, USER_ID
 
 
 class Event(NamedTuple):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clickpulse.events import USER_ID
 from producer.generator import Event
 from producer.settings import REPLAYED
-from streaming_job.events import USER_ID
 
 
 def key_of(line: bytes) -> bytes | None:

@@ -18,18 +18,6 @@ REPLAYED = "replayed"
 # Every kind the summary reports an injected count for.
 INJECTED_KINDS = (*INJECTABLE_REASONS, LATE, DUPLICATE)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*$")
-_UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "2m", "1.5h" or "500ms"."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"bad duration {text!r}: use a number with an optional unit ms, s, m or h (e.g. 2m)")
-    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-
-
 def parse_rate(text: str) -> float:
     """Events per second; "max" (or 0) means as fast as possible."""
     if text.strip().lower() in ("max", "0"):

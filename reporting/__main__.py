@@ -4,33 +4,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
+from clickpulse.cli import (
+    JsonFormatter,
+    Parser,
+    UsageError,
+    add_logging_arguments,
+    add_mongo_uri_arguments,
+    mongo_uri,
+    port,
+    program_name,
+    setup_logging,
+)
 from reporting.settings import DATABASE_ENV, URI_ENV
 
 log = logging.getLogger("reporting")
+PROG = program_name("python -m reporting")
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reporting", description=__doc__)
-    p.add_argument("--port", type=int, default=8501, help="HTTP port (default %(default)s)")
+    p = Parser(prog=PROG, description=__doc__)
+    p.add_argument("--port", type=port, default=8501, help="HTTP port (default %(default)s)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--mongo-uri", help=f"MongoDB URI (default: env {URI_ENV}, else mongodb://127.0.0.1:27017/)")
+    add_mongo_uri_arguments(p)
     p.add_argument("--database", help=f"database name (default: env {DATABASE_ENV}, else clickpulse)")
     p.add_argument("--refresh-seconds", type=int, help="initial auto-refresh interval, 2..60")
     p.add_argument("--open-browser", action="store_true", help="let Streamlit open a browser tab")
+    add_logging_arguments(p)
     return p
 
 
 def streamlit_argv(ns: argparse.Namespace) -> list[str]:
     """The `streamlit run` arguments for these options (the report's own ones after `--`)."""
     argv = ["run", str(APP_PATH), "--server.port", str(ns.port), "--server.address", ns.address,
-            "--server.headless", "false" if ns.open_browser else "true", "--browser.gatherUsageStats", "false"]
-    own = []
-    if ns.mongo_uri:
-        own += ["--mongo-uri", ns.mongo_uri]
+            "--server.headless", "false" if ns.open_browser else "true", "--browser.gatherUsageStats", "false",
+            "--logger.level", ns.log_level.lower()]
+    own = []  # the Mongo URI is not among them: it reaches the page through the environment (see run_cli)
     if ns.database:
         own += ["--database", ns.database]
     if ns.refresh_seconds is not None:
@@ -38,13 +51,34 @@ def streamlit_argv(ns: argparse.Namespace) -> list[str]:
     return argv + (["--", *own] if own else [])
 
 
+def _streamlit_logs_as_json() -> None:
+    """Give Streamlit's own loggers (they do not propagate to the root logger) our JSON lines."""
+    from streamlit import logger as st_logger
+
+    original = st_logger.setup_formatter
+
+    def setup_formatter(logger: logging.Logger) -> None:
+        original(logger)
+        logger.streamlit_console_handler.setFormatter(JsonFormatter())  # type: ignore[attr-defined]
+
+    st_logger.setup_formatter = setup_formatter
+    st_logger.update_formatter()
+
+
 def run_cli(args: list[str] | None = None) -> int:
-    ns = main_parser().parse_args(args)
-    if not 0 < ns.port < 65536:
-        main_parser().error(f"--port must be 1..65535, got {ns.port}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = main_parser()
+    ns = parser.parse_args(args)
+    try:
+        # Handed to the page (Streamlit runs it in this process) through the environment, never through argv,
+        # where a password would show in `ps` and in the page's `-- --help`.
+        os.environ[URI_ENV] = mongo_uri(ns)
+    except UsageError as e:
+        parser.error(str(e))
+    setup_logging(ns.log_level, ns.log_format)
     from streamlit.web import cli as stcli
 
+    if ns.log_format == "json":
+        _streamlit_logs_as_json()
     log.info("serving the report on http://%s:%s", ns.address, ns.port)
     try:
         stcli.main(args=streamlit_argv(ns), prog_name="streamlit", standalone_mode=False)

@@ -18,6 +18,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
+from clickpulse.cli import short_error
 from reporting import alerts_view, charts, health, kpis, labels
 from reporting.loading import (
     INVALID_LIMIT,
@@ -69,12 +70,6 @@ def script_args(argv: Sequence[str]) -> list[str]:
     if argv and Path(argv[0]).resolve() == APP_PATH:
         return list(argv[1:])
     return []
-
-
-def short_error(e: Exception) -> str:
-    """The first, human part of a driver error (pymongo appends its whole topology description)."""
-    text = str(e).split(" (configured timeouts")[0].split(", Timeout:")[0].strip()
-    return text[:300] or type(e).__name__
 
 
 @dataclass(frozen=True)

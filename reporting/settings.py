@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from clickpulse.cli import DEFAULT_MONGO_URI, MONGO_URI_ENV, Parser, UsageError, add_mongo_uri_arguments, mongo_uri
 from storage import contract as c
 
-URI_ENV = "CLICKPULSE_MONGO_URI"
+URI_ENV = MONGO_URI_ENV
 DATABASE_ENV = "CLICKPULSE_DATABASE"
-DEFAULT_URI = "mongodb://127.0.0.1:27017/"
+DEFAULT_URI = DEFAULT_MONGO_URI
 
 # The choices the sidebar offers; each is the length of the time range the charts cover.
 TIME_RANGES: dict[str, timedelta] = {
@@ -25,7 +26,7 @@ DEFAULT_TIME_RANGE = "1 hour"
 REFRESH_SECONDS = (2, 60)
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError):
     """A bad argument or environment value, with a message fit for one line."""
 
 
@@ -50,19 +51,12 @@ class ReportSettings:
             raise SettingsError(f"refresh interval must be {low}..{high} s, got {self.refresh_seconds}")
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser that raises instead of exiting, so the page can show the message."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise SettingsError(message)
-
-
 def main_parser() -> argparse.ArgumentParser:
     """The report's own arguments (after `--` in `streamlit run reporting/app.py -- ...`)."""
-    p = _Parser(prog="streamlit run reporting/app.py --", add_help=False,
-                description="The clickpulse Streamlit report: site activity and pipeline health.")
+    p = Parser(prog="streamlit run reporting/app.py --", add_help=False, add_version=False, raise_errors=True,
+               description="The clickpulse Streamlit report: site activity and pipeline health.")
     p.add_argument("-h", "--help", action="store_true", help="show this help")
-    p.add_argument("--mongo-uri", help=f"MongoDB URI (env {URI_ENV}, default {DEFAULT_URI})")
+    add_mongo_uri_arguments(p)
     p.add_argument("--database", help=f"database name (env {DATABASE_ENV}, default {c.DEFAULT_DATABASE})")
     p.add_argument("--timeout-ms", type=int, default=2000, help="server selection timeout (default %(default)s)")
     p.add_argument("--refresh-seconds", type=int, default=10,
@@ -72,9 +66,13 @@ def main_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: Sequence[str], env: Mapping[str, str]) -> ReportSettings:
     """Build the settings from arguments (which win) and the environment; SettingsError when invalid."""
-    ns = main_parser().parse_args(list(args))
+    try:
+        ns = main_parser().parse_args(list(args))
+        uri = mongo_uri(ns, env)
+    except UsageError as e:
+        raise SettingsError(str(e)) from None
     return ReportSettings(
-        mongo_uri=ns.mongo_uri or env.get(URI_ENV) or DEFAULT_URI,
+        mongo_uri=uri,
         database=ns.database or env.get(DATABASE_ENV) or c.DEFAULT_DATABASE,
         timeout_ms=ns.timeout_ms,
         refresh_seconds=ns.refresh_seconds,

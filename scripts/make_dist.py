@@ -1,6 +1,6 @@
 """Build dist/clickpulse.zip: the job's Python packages, for `spark-submit --py-files` on a cluster.
 
-The zip holds `streaming_job/` and `storage/` at its root (so executors can `import storage.sink`), without
+The zip holds `clickpulse/`, `streaming_job/` and `storage/` at its root (so executors can `import storage.sink`), without
 `__pycache__` or compiled files. Its bytes depend only on the sources: entries are sorted and carry a fixed
 timestamp, so an unchanged tree rebuilds to an identical file.
 """

@@ -9,6 +9,10 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
+from clickpulse.queries import AGGREGATES_QUERY as AGGREGATES_QUERY
+from clickpulse.queries import INVALID_EVENTS_QUERY as INVALID_EVENTS_QUERY
+from clickpulse.queries import QUERIES as QUERIES
+
 DEFAULT_DATABASE = "clickpulse"
 
 # Collections
@@ -95,10 +99,8 @@ INVALID_REASONS = (
 )
 RAW_MAX_CHARS = 4096
 
-# The job's streaming queries, as named in pipeline_metrics and under the checkpoint dir.
-AGGREGATES_QUERY = "aggregates"
-INVALID_EVENTS_QUERY = "invalid_events"
-QUERIES = (AGGREGATES_QUERY, INVALID_EVENTS_QUERY)
+# The job's streaming queries (AGGREGATES_QUERY, INVALID_EVENTS_QUERY, QUERIES): named in clickpulse/queries.py,
+# imported above so that the contract still lists everything the report reads.
 
 # pipeline_metrics: one document per micro-batch per streaming query
 QUERY = "query"

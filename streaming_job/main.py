@@ -5,108 +5,109 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
-import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from clickpulse import events as ev
+from clickpulse.cli import (
+    DURATION_SYNTAX,
+    Parser,
+    add_logging_arguments,
+    add_mongo_uri_arguments,
+    duration,
+    env,
+    mongo_uri,
+    positive_int,
+    setup_logging,
+    short_error,
+)
+from clickpulse.lock import local_path
+from clickpulse.queries import QUERIES
 from storage import contract as c
 from storage.client import mask_uri
-from streaming_job import events as ev
-from streaming_job.settings import JobSettings, Trigger, WindowSpec, parse_duration
+from streaming_job.lock import Heartbeat
+from streaming_job.settings import JobSettings, Trigger, WindowSpec
+
+if TYPE_CHECKING:  # the run imports Spark only once it starts (so --help stays quick)
+    from pymongo import MongoClient
+    from pymongo.database import Database
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+    from storage.sink import MongoTarget
 
 log = logging.getLogger("clickpulse.job")
 PROG = "clickpulse-job"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+# A Spark failure's first line names the failed stage, then the cause: keep it whole in the log.
+JOB_ERROR_CHARS = 2000
 
 
 def _retention(text: str) -> timedelta | None:
-    return None if text.strip().lower() in ("none", "off", "0") else _duration(text)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+    return None if text.strip().lower() in ("none", "off", "0") else duration(text)
 
 
 def main_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB. "
+                                      f"Durations: {DURATION_SYNTAX}. With a local master, Spark's driver, block "
+                                      "manager and UI listen on 127.0.0.1; SPARK_LOCAL_IP sets where the UI listens.",
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     io = p.add_argument_group("where")
-    io.add_argument("--bootstrap-servers", default=_env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    io.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                     help="Kafka bootstrap servers (env CLICKPULSE_BOOTSTRAP_SERVERS)")
-    io.add_argument("--topic", default=_env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
-    io.add_argument("--mongo-uri", default=_env("CLICKPULSE_MONGO_URI", "mongodb://127.0.0.1:27017/"),
-                    help="MongoDB URI, credentials included (env CLICKPULSE_MONGO_URI)")
-    io.add_argument("--database", default=_env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
+    io.add_argument("--topic", default=env("CLICKPULSE_TOPIC", ev.DEFAULT_TOPIC), help="topic (env CLICKPULSE_TOPIC)")
+    add_mongo_uri_arguments(io)
+    io.add_argument("--database", default=env("CLICKPULSE_DATABASE", c.DEFAULT_DATABASE),
                     help="database (env CLICKPULSE_DATABASE)")
-    io.add_argument("--checkpoint-dir", default=_env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
+    io.add_argument("--checkpoint-dir", default=env("CLICKPULSE_CHECKPOINT_DIR", ".data/checkpoints"),
                     help="base checkpoint dir: local path or file://, hdfs://, s3a:// URI (env CLICKPULSE_CHECKPOINT_DIR)")
     run = p.add_argument_group("how")
     run.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                      help="where a new checkpoint starts reading (ignored when resuming)")
-    run.add_argument("--max-offsets-per-trigger", type=_positive_int, default=None,
+    run.add_argument("--max-offsets-per-trigger", type=positive_int, default=None,
                      help="cap on records per micro-batch (default: no cap)")
     run.add_argument("--trigger", default="processing-time:1s",
                      help="'processing-time:<duration>' to run continuously, or 'available-now' to drain and exit")
-    run.add_argument("--watermark", type=_duration, default="10 minutes",
+    run.add_argument("--watermark", type=duration, default="10 minutes",
                      help="how late (event time) an event may arrive and still be counted")
-    run.add_argument("--shuffle-partitions", type=_positive_int, default=8,
-                     help="state partitions (fixed by the checkpoint after the first run)")
+    run.add_argument("--shuffle-partitions", type=positive_int, default=None,
+                     help="state partitions, fixed by the checkpoint after the first run (default: spark-submit's "
+                          "--conf spark.sql.shuffle.partitions, else 8)")
+    run.add_argument("--metrics", choices=["none", "prometheus"], default=env("CLICKPULSE_METRICS", "none"),
+                     help="'prometheus': serve Spark's and the streaming queries' metrics for Prometheus on the Spark "
+                          "UI's port at /metrics/prometheus (env CLICKPULSE_METRICS)")
     run.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true",
                      help="stop when Kafka deleted records the job had not read yet")
     win = p.add_argument_group("windows")
-    win.add_argument("--active-users-window", type=_duration, default="5 minutes")
-    win.add_argument("--active-users-slide", type=_duration, default="1 minute")
-    win.add_argument("--sessions-window", type=_duration, default="5 minutes")
-    win.add_argument("--sessions-slide", type=_duration, default="1 minute")
-    win.add_argument("--page-views-window", type=_duration, default="15 minutes")
-    win.add_argument("--page-views-slide", type=_duration, default="1 minute")
+    win.add_argument("--active-users-window", type=duration, default="5 minutes")
+    win.add_argument("--active-users-slide", type=duration, default="1 minute")
+    win.add_argument("--sessions-window", type=duration, default="5 minutes")
+    win.add_argument("--sessions-slide", type=duration, default="1 minute")
+    win.add_argument("--page-views-window", type=duration, default="15 minutes")
+    win.add_argument("--page-views-slide", type=duration, default="1 minute")
     val = p.add_argument_group("validation and storage")
     val.add_argument("--event-types", default=",".join(ev.EVENT_TYPES), help="comma-separated accepted event types")
-    val.add_argument("--max-event-bytes", type=_positive_int, default=ev.MAX_EVENT_BYTES,
+    val.add_argument("--max-event-bytes", type=positive_int, default=ev.MAX_EVENT_BYTES,
                      help="larger values are stored as invalid (too_large)")
     val.add_argument("--retention", type=_retention, default="7 days",
                      help="keep documents this long after their last update ('none' keeps them forever)")
-    val.add_argument("--mongo-writers", type=_positive_int, default=None,
+    val.add_argument("--mongo-writers", type=positive_int, default=None,
                      help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
-    p.add_argument("--log-level", default=_env("CLICKPULSE_LOG_LEVEL", "INFO"),
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env CLICKPULSE_LOG_LEVEL)")
+    add_logging_arguments(p)
     return p
 
 
 def settings_from_args(ns: argparse.Namespace) -> JobSettings:
     return JobSettings(
         bootstrap_servers=ns.bootstrap_servers,
-        mongo_uri=ns.mongo_uri,
+        mongo_uri=mongo_uri(ns),
         checkpoint_dir=ns.checkpoint_dir,
         topic=ns.topic,
         database=ns.database,
@@ -123,6 +124,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         shuffle_partitions=ns.shuffle_partitions,
         fail_on_data_loss=ns.fail_on_data_loss == "true",
         mongo_writers=ns.mongo_writers,
+        metrics=None if ns.metrics == "none" else ns.metrics,
     )
 
 
@@ -133,105 +135,173 @@ def run_cli(args: list[str] | None = None) -> int:
         settings = settings_from_args(ns)
     except ValueError as e:
         parser.error(str(e))
-    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(ns.log_level, ns.log_format, quiet=("py4j", "kafka", "pymongo"))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
-    for noisy in ("py4j", "kafka", "pymongo"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return run(settings)
+    return run(settings, json_logs=ns.log_format == "json")
 
 
-def run(s: JobSettings) -> int:
-    """Start both queries and run until they finish (available-now), fail, or the job is stopped."""
-    from pymongo.errors import PyMongoError
+class _CannotStart(Exception):
+    """A step found the job cannot run (the message says why, in one line)."""
 
-    from storage.client import connect, is_ferretdb
-    from storage.indexes import ensure_indexes, prune_expired
-    from storage.layout import write_layout
-    from storage.sink import MongoTarget
-    from streaming_job.lock import Heartbeat, local_path
-    from streaming_job.metrics import ProgressRecorder, progress_writer
-    from streaming_job.pipeline import QUERIES, start_queries
-    from streaming_job.session import build_session, ship_packages
 
-    client = connect(s.mongo_uri, "clickpulse-job")
-    stop = threading.Event()
+@dataclass
+class _Running:
+    """What a run has started so far, so that `_shut_down` stops exactly that, in order."""
+
+    client: MongoClient
+    stop: threading.Event = field(default_factory=threading.Event)
+    spark: SparkSession | None = None
     heartbeat: Heartbeat | None = None
-    spark = None
-    queries = []
+    queries: list[StreamingQuery] = field(default_factory=list)
+
+
+def run(s: JobSettings, json_logs: bool = False) -> int:
+    """The job's story: prepare MongoDB, start Spark and both queries, run until they end, fail or are stopped."""
+    from storage.client import connect
+    from streaming_job.pipeline import start_queries
+
+    running = _Running(connect(s.mongo_uri, "clickpulse-job"))
     try:
-        db = client[s.database]
-        try:
-            ttl = ensure_indexes(db, s.retention)
-            write_layout(db, s.layout())
-        except PyMongoError as e:
-            log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
-            return 1
-        writers = s.mongo_writers
-        target = MongoTarget(s.mongo_uri, s.database)
-        if is_ferretdb(client):
-            # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
-            # commands from few writers keep its connection pool from running dry (seen to hang here).
-            writers = writers or 1
-            target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25)
-            log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers,
-                     target.ops_per_command)
-        log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
-                 "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if ttl else 'pruning'}")
-
-        spark = build_session(s)
-        spark.sparkContext.setLogLevel("WARN")
-        ship_packages(spark)
-        recorder = ProgressRecorder(progress_writer(db))
-        spark.streams.addListener(recorder)
-
-        local = local_path(s.checkpoint_dir)
-        if local is not None:
-            heartbeat = Heartbeat(local, QUERIES).start()
-        if s.retention is not None and not ttl:
-            threading.Thread(target=_prune_loop, args=(stop, lambda: prune_expired(db, s.retention)),
-                             name="clickpulse-retention", daemon=True).start()
-
-        def on_term(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, on_term)
-        queries = start_queries(spark, s, target, writers)
+        db = running.client[s.database]
+        has_ttl = _prepare_mongo(db, s)
+        target, writers = _writers_for_server(running.client, s)
+        running.spark = _start_session(s, json_logs)
+        _record_progress(running.spark, db)
+        running.heartbeat = _start_heartbeat(s)
+        _start_retention(running.stop, db, s, has_ttl)
+        _stop_on_sigterm()
+        running.queries = start_queries(running.spark, s, target, writers)
         log.info("reading %s from %s (%s), checkpoints in %s", s.topic, s.bootstrap_servers, s.trigger.describe(),
                  s.checkpoint_dir)
-        if s.trigger.available_now:
-            for q in queries:
-                q.awaitTermination()
-        else:
-            spark.streams.awaitAnyTermination()
-        failed = [q for q in queries if q.exception() is not None]
-        for q in failed:
-            log.error("query %s failed: %s", q.name, str(q.exception()).splitlines()[0])
-        return 1 if failed else 0
+        return _await_queries(running.spark, running.queries, s)
+    except _CannotStart as e:
+        log.error("%s", e)
+        return 1
     except KeyboardInterrupt:
         log.info("stopping (signal received)")
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
-        log.error("job failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
-        if "data source: kafka" in str(e).lower():
-            from streaming_job.session import KAFKA_PACKAGE
-
-            log.error("Spark's Kafka connector is missing: pass --packages %s to spark-submit", KAFKA_PACKAGE)
-        log.debug("details", exc_info=True)
+        _report_failure(e)
         return 1
     finally:
-        stop.set()
+        _shut_down(running)
+
+
+def _prepare_mongo(db: Database, s: JobSettings) -> bool:
+    """Create the indexes (and the TTL index where the server has them) and record the windows the job computes;
+    True when expiry is the server's job."""
+    from pymongo.errors import PyMongoError
+
+    from storage.indexes import ensure_indexes
+    from storage.layout import write_layout
+
+    try:
+        has_ttl = ensure_indexes(db, s.retention)
+        write_layout(db, s.layout())  # readers learn each aggregate's windows from it
+    except PyMongoError as e:
+        raise _CannotStart(f"cannot prepare MongoDB at {mask_uri(s.mongo_uri)}: {short_error(e)}") from None
+    log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
+             "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if has_ttl else 'pruning'}")
+    return has_ttl
+
+
+def _writers_for_server(client: MongoClient, s: JobSettings) -> tuple[MongoTarget, int | None]:
+    """Where and how the queries write: FerretDB gets few writers and small commands."""
+    from storage.client import is_ferretdb
+    from storage.sink import MongoTarget
+
+    if not is_ferretdb(client):
+        return MongoTarget(s.mongo_uri, s.database), s.mongo_writers
+    # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
+    # commands from few writers keep its connection pool from running dry (seen to hang here).
+    writers = s.mongo_writers or 1
+    target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25)
+    log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers, target.ops_per_command)
+    return target, writers
+
+
+def _start_session(s: JobSettings, json_logs: bool) -> SparkSession:
+    """The Spark session, with our packages shipped to the executors; logs where its UI (and metrics) answer."""
+    from streaming_job.session import PROMETHEUS_PATH, build_session, ship_packages
+
+    spark = build_session(s, json_logs=json_logs)
+    spark.sparkContext.setLogLevel("WARN")
+    ui = spark.sparkContext.uiWebUrl
+    log.info("Spark %s, master %s, UI %s", spark.version, spark.sparkContext.master, ui or "off")
+    if s.metrics == "prometheus":
+        log.info("Prometheus metrics at %s", f"{ui}{PROMETHEUS_PATH}" if ui else "nowhere: the Spark UI is off")
+    ship_packages(spark)
+    return spark
+
+
+def _record_progress(spark: SparkSession, db: Database) -> None:
+    """Every batch's progress goes to pipeline_metrics and pipeline_minutes (a streaming query listener)."""
+    from streaming_job.metrics import ProgressRecorder, progress_writer
+
+    spark.streams.addListener(ProgressRecorder(progress_writer(db)))
+
+
+def _start_heartbeat(s: JobSettings) -> Heartbeat | None:
+    """The lock file that tells the checkpoint CLI the job runs (local checkpoint dirs only)."""
+    local = local_path(s.checkpoint_dir)
+    return None if local is None else Heartbeat(local, QUERIES).start()
+
+
+def _start_retention(stop: threading.Event, db: Database, s: JobSettings, has_ttl: bool) -> None:
+    """Without TTL indexes (FerretDB), a thread deletes expired documents until `stop` is set."""
+    from storage.indexes import prune_expired
+
+    if s.retention is not None and not has_ttl:
+        threading.Thread(target=_prune_loop, args=(stop, lambda: prune_expired(db, s.retention)),
+                         name="clickpulse-retention", daemon=True).start()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the job like Ctrl-C: the queries stop gracefully and the run exits 0."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _await_queries(spark: SparkSession, queries: list[StreamingQuery], s: JobSettings) -> int:
+    """Wait for both queries (available-now) or for either to end (continuous); 1 when one failed."""
+    if s.trigger.available_now:
         for q in queries:
-            try:
-                q.stop()
-            except Exception as e:
-                log.warning("stopping query %s: %s", q.name, e)
-        if spark is not None:
-            _drain_listener_events(spark)
-        if heartbeat is not None:
-            heartbeat.stop()
-        client.close()
-        if spark is not None:
-            spark.stop()
+            q.awaitTermination()
+    else:
+        spark.streams.awaitAnyTermination()
+    failed = [q for q in queries if q.exception() is not None]
+    for q in failed:
+        log.error("query %s failed: %s", q.name, short_error(q.exception(), JOB_ERROR_CHARS))
+    return 1 if failed else 0
+
+
+def _report_failure(e: Exception) -> None:
+    log.error("job failed: %s", short_error(e, JOB_ERROR_CHARS))
+    if "data source: kafka" in str(e).lower():
+        from streaming_job.session import KAFKA_PACKAGE
+
+        log.error("Spark's Kafka connector is missing: pass --packages %s to spark-submit", KAFKA_PACKAGE)
+    log.debug("details", exc_info=True)
+
+
+def _shut_down(running: _Running) -> None:
+    """Stop what the run started: retention, queries, (the last progress events), heartbeat, client, Spark."""
+    running.stop.set()
+    for q in running.queries:
+        try:
+            q.stop()
+        except Exception as e:
+            log.warning("stopping query %s: %s", q.name, e)
+    if running.spark is not None:
+        _drain_listener_events(running.spark)
+    if running.heartbeat is not None:
+        running.heartbeat.stop()
+    running.client.close()
+    if running.spark is not None:
+        running.spark.stop()
 
 
 def _human(d: timedelta) -> str:

@@ -1,6 +1,6 @@
 """Zipping our packages for executors (`addPyFile`) and for `spark-submit --py-files` (`make dist`).
 
-The zip holds `streaming_job/` and `storage/` at its root (so executors can `import storage.sink`), without
+The zip holds `clickpulse/`, `streaming_job/` and `storage/` at its root (so executors can `import storage.sink`), without
 `__pycache__` or compiled files. Its bytes depend only on the sources: entries are sorted and carry a fixed
 timestamp, so an unchanged tree rebuilds to an identical file.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("streaming_job", "storage")
+PACKAGES = ("clickpulse", "streaming_job", "storage")
 
 
 def running_from_source() -> bool:

@@ -28,10 +28,6 @@ from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
 from streaming_job.windows import KIND, WINDOW_START, aggregate, deduplicate, window_rows, with_watermark, with_window_start
 
-AGGREGATES_QUERY = c.AGGREGATES_QUERY
-INVALID_QUERY = c.INVALID_EVENTS_QUERY
-QUERIES = c.QUERIES
-
 Step = Callable[[DataFrame], DataFrame]
 log = logging.getLogger(__name__)
 
@@ -59,9 +55,9 @@ def count_steps(s: JobSettings, partitions: Sequence[int] = ()) -> list[Step]:
     def per_partition(name: str) -> list:
         return [F.count_if(F.col(c.PARTITION) == p).alias(c.partition_metric(name, p)) for p in partitions]
 
-    observe_kept = [_observe(f"{AGGREGATES_QUERY}_kept", *per_partition(c.COUNTED_ROWS))] if partitions else []
+    observe_kept = [_observe(f"{c.AGGREGATES_QUERY}_kept", *per_partition(c.COUNTED_ROWS))] if partitions else []
     return [
-        _observe(AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS), *per_partition(c.VALID_ROWS)),
+        _observe(c.AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS), *per_partition(c.VALID_ROWS)),
         deduplicate,
         *observe_kept,
         window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark),
@@ -159,7 +155,7 @@ def _trigger(s: JobSettings) -> dict[str, object]:
 def stream_groups(spark: SparkSession, s: JobSettings, stop: threading.Event | None = None) -> list[list[int]]:
     """The partitions of each of the aggregates query's streams (see streaming_job/partitions.py)."""
     partitions = kp.topic_partitions(s.bootstrap_servers, s.topic, stop)
-    existing = kp.checkpoint_streams(spark, s.query_checkpoint(AGGREGATES_QUERY))
+    existing = kp.checkpoint_streams(spark, s.query_checkpoint(c.AGGREGATES_QUERY))
     groups = kp.assign(partitions, kp.streams_for(partitions, existing))
     if len(partitions) > len(groups) > 1:
         log.warning("%d partitions share %d streams (fixed by the checkpoint, or the limit of %d): partitions of one "
@@ -180,22 +176,22 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
         f"partition{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}" for g in groups))
     parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), parse_steps(s))
     invalid = run_steps(
-        parsed.observe(INVALID_QUERY, F.count(F.col(REASON)).alias(c.INVALID_ROWS)), [invalid_events]
+        parsed.observe(c.INVALID_EVENTS_QUERY, F.count(F.col(REASON)).alias(c.INVALID_ROWS)), [invalid_events]
     )
     queries = [
-        aggregated.writeStream.queryName(AGGREGATES_QUERY)
+        aggregated.writeStream.queryName(c.AGGREGATES_QUERY)
         .outputMode("update")
         .foreachBatch(write_aggregates(s, target, writers))
-        .option("checkpointLocation", s.query_checkpoint(AGGREGATES_QUERY))
+        .option("checkpointLocation", s.query_checkpoint(c.AGGREGATES_QUERY))
         .trigger(**_trigger(s))
         .start(),
     ]
     try:
         queries.append(
-            invalid.writeStream.queryName(INVALID_QUERY)
+            invalid.writeStream.queryName(c.INVALID_EVENTS_QUERY)
             .outputMode("append")
             .foreachBatch(write_invalid(target, writers))
-            .option("checkpointLocation", s.query_checkpoint(INVALID_QUERY))
+            .option("checkpointLocation", s.query_checkpoint(c.INVALID_EVENTS_QUERY))
             .trigger(**_trigger(s))
             .start()
         )

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark import SparkConf, SparkContext
@@ -29,41 +30,92 @@ STATE_STORE_DEFAULTS = {
 }
 
 
-def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
-    """The job's session. spark-submit's --master/--packages/--jars win; otherwise local[*] + the connector.
+# A local master keeps every Spark socket on this machine unless asked otherwise: the driver's RPC endpoint and block
+# manager bind to loopback here, and the UI (which has no login) binds to $SPARK_LOCAL_IP, else to every interface,
+# so the job sets that variable for the JVM it starts. The UI's kill buttons are off on every master.
+LOOPBACK = "127.0.0.1"
+LOCAL_NETWORK_DEFAULTS = {"spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK}
+UI_DEFAULTS = {"spark.ui.killEnabled": "false"}
+# State partitions when neither --shuffle-partitions nor --conf spark.sql.shuffle.partitions says (Spark's 200 would
+# make 200 tiny state stores per batch).
+SESSION_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+# `--metrics prometheus`: Spark's PrometheusServlet on the UI's port, with the streaming queries' own metrics and a
+# fixed namespace (instead of the application id), so metric names stay the same across runs.
+PROMETHEUS_PATH = "/metrics/prometheus"
+PROMETHEUS_DEFAULTS = {
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": PROMETHEUS_PATH,
+    "spark.metrics.namespace": "clickpulse",
+    "spark.sql.streaming.metricsEnabled": "true",
+    "spark.ui.prometheus.enabled": "true",
+}
+# `--log-format json`: Spark's own log lines as JSON too (its log4j2 JSON layout).
+JSON_LOG_DEFAULTS = {"spark.log.structuredLogging.enabled": "true"}
+
+
+def job_confs(s: JobSettings, user: Mapping[str, str], json_logs: bool = False) -> dict[str, str]:
+    """The Spark properties the job sets on its session, given those the user set (spark-submit --conf, defaults file).
+
+    A property the user set always wins over the job's defaults; a job flag the user gave (`--shuffle-partitions`)
+    wins over both. Window bounds need UTC, so the session time zone is not a default.
+    """
+    defaults = {**STATE_STORE_DEFAULTS, **SESSION_DEFAULTS, **UI_DEFAULTS}
+    if user.get("spark.master", "local").startswith("local"):
+        defaults.update(LOCAL_NETWORK_DEFAULTS)
+    if s.metrics == "prometheus":
+        defaults.update(PROMETHEUS_DEFAULTS)
+    if json_logs:
+        defaults.update(JSON_LOG_DEFAULTS)
+    confs = {key: value for key, value in defaults.items() if key not in user}
+    if s.shuffle_partitions is not None:
+        confs["spark.sql.shuffle.partitions"] = str(s.shuffle_partitions)
+    confs["spark.sql.session.timeZone"] = "UTC"  # window bounds and naive timestamps are UTC
+    return confs
+
+
+def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool = False) -> SparkSession:
+    """The job's session. spark-submit's --master/--packages/--jars/--conf win; otherwise local[*] + the connector.
 
     `CLICKPULSE_SPARK_JARS` (comma-separated jar paths) replaces the Ivy download of the connector,
     for offline machines and tests.
     """
-    if "PYSPARK_GATEWAY_PORT" in os.environ:
-        # Started by spark-submit: its JVM already runs and holds --master/--packages/--jars; read them.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    if submitted:
+        # Started by spark-submit: its JVM already runs and holds --master/--packages/--jars/--conf; read them.
         SparkContext._ensure_initialized()
-    conf = SparkConf()
+    user = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name)
-    if not conf.contains("spark.master"):
+    if "spark.master" not in user:
         builder = builder.master("local[*]")
-    if conf.get("spark.master", "local").startswith("local") and not (
-        os.environ.get("PYSPARK_PYTHON") or conf.contains("spark.pyspark.python")
-    ):
-        # Local Python workers must use this interpreter (the one with pymongo), not whatever is on PATH.
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-    has_connector = "spark-sql-kafka" in conf.get("spark.jars", "") + conf.get("spark.jars.packages", "")
-    if not has_connector:
+    confs = job_confs(s, user, json_logs)
+    if user.get("spark.master", "local").startswith("local"):
+        if not (os.environ.get("PYSPARK_PYTHON") or "spark.pyspark.python" in user):
+            # Local Python workers must use this interpreter (the one with pymongo), not whatever is on PATH.
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+        confs.update(_loopback_ui(user, submitted))
+    if "spark-sql-kafka" not in user.get("spark.jars", "") + user.get("spark.jars.packages", ""):
         jars = os.environ.get("CLICKPULSE_SPARK_JARS", "")
-        if jars:
-            builder = builder.config("spark.jars", jars)
-        else:
-            builder = builder.config("spark.jars.packages", KAFKA_PACKAGE)
-    for key, value in STATE_STORE_DEFAULTS.items():
-        if not conf.contains(key):
-            builder = builder.config(key, value)
-    return (
-        builder.config("spark.sql.session.timeZone", "UTC")  # window bounds and naive timestamps are UTC
-        .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
-        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
+        confs.update({"spark.jars": jars} if jars else {"spark.jars.packages": KAFKA_PACKAGE})
+    for key, value in confs.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _loopback_ui(user: Mapping[str, str], submitted: bool) -> dict[str, str]:
+    """Keep a local master's UI on loopback: through the JVM's environment, or (too late for that) switch it off."""
+    if not submitted:
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)  # the JVM that getOrCreate() starts inherits it
+        return {}
+    if SparkContext._jvm.java.lang.System.getenv("SPARK_LOCAL_IP") or "spark.ui.enabled" in user:
+        return {}  # the user chose where the UI listens (SPARK_LOCAL_IP) or whether it runs
+    log.warning("Spark UI off: this spark-submit's JVM would serve it on every interface. Set SPARK_LOCAL_IP=%s "
+                "before spark-submit (make job and clickpulse-job do), or pass --conf spark.ui.enabled=true to "
+                "serve it on every interface on purpose", LOOPBACK)
+    return {"spark.ui.enabled": "false"}
 
 
 def ship_packages(spark: SparkSession) -> Path | None:

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from clickpulse import events as ev
+from clickpulse.cli import parse_duration
 from storage import contract as c
 from storage.layout import Layout, Windows
-from streaming_job import events as ev
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|milliseconds?|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse '10 minutes', '90s', '1h', '500ms' into a timedelta; ValueError with a clear message otherwise."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (examples: '10 minutes', '90s', '1h')")
-    unit = m.group(2).lower()
-    key = "ms" if unit.startswith("ms") or unit.startswith("milli") else unit[0]
-    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[key])
 
 
 @dataclass(frozen=True)
@@ -87,9 +74,11 @@ class JobSettings:
     max_event_bytes: int = ev.MAX_EVENT_BYTES
     max_future: timedelta = timedelta(seconds=ev.MAX_FUTURE_SECONDS)
     retention: timedelta | None = timedelta(days=7)
-    shuffle_partitions: int = 8
+    # None: spark.sql.shuffle.partitions from --conf, else the job's default (session.SESSION_DEFAULTS)
+    shuffle_partitions: int | None = None
     fail_on_data_loss: bool = True
     mongo_writers: int | None = None
+    metrics: str | None = None  # "prometheus": Spark's PrometheusServlet and streaming metrics
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -110,10 +99,12 @@ class JobSettings:
             raise ValueError("--event-types must list at least one non-empty type")
         if self.max_event_bytes <= 0:
             raise ValueError("--max-event-bytes must be positive")
-        if self.shuffle_partitions <= 0:
+        if self.shuffle_partitions is not None and self.shuffle_partitions <= 0:
             raise ValueError("--shuffle-partitions must be positive")
         if self.mongo_writers is not None and self.mongo_writers <= 0:
             raise ValueError("--mongo-writers must be positive")
+        if self.metrics not in (None, "prometheus"):
+            raise ValueError(f"--metrics must be none or prometheus, got {self.metrics!r}")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
 

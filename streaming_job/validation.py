@@ -12,8 +12,8 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from clickpulse import events as ev
 from storage import contract as c
-from streaming_job import events as ev
 
 # ISO-8601 date-time: a date, 'T' (or a space), hours and minutes, optional seconds and fraction,
 # optional offset. Reduced forms such as '2026-11-23' are not event timestamps.

@@ -26,8 +26,8 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from clickpulse import events as ev
 from storage import contract as c
-from streaming_job import events as ev
 from streaming_job.settings import WindowSpec
 from streaming_job.validation import DEDUP_KEY, EVENT_TIME
 

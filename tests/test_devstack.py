@@ -30,10 +30,16 @@ def test_status_cli_exits_zero_when_both_servers_answer(stack, capsys):
     assert "127.0.0.1" in capsys.readouterr().out
 
 
-def test_bad_port_in_environment_exits_with_one_clear_line(monkeypatch):
+def test_bad_port_in_environment_exits_with_one_clear_line(monkeypatch, capsys):
+    # Given a port variable that is not a number
     monkeypatch.setenv("KAFKA_PORT", "ninety")
-    with pytest.raises(SystemExit, match="KAFKA_PORT must be a port number"):
+    # When the CLI starts
+    with pytest.raises(SystemExit) as exited:
         run_cli(["status"])
+    # Then it is a usage error, in one line that names the variable
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "not a whole number: 'ninety' (from env KAFKA_PORT)" in err and err.count("\n") == 1
 
 
 def test_stopping_a_stack_leaves_no_process_behind(tmp_path):

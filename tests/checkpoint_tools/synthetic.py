@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streaming_job.lock import LOCK_FILE, LockInfo
+from clickpulse.lock import LOCK_FILE, LockInfo
 
 TOPIC = "clicks"
 PROVIDER = "spark.sql.streaming.stateStore.providerClass"

@@ -195,6 +195,22 @@ def test_images_are_pinned_to_a_version():
     assert service("mongo")["image"].startswith("mongo:")
 
 
+def test_every_published_port_is_on_the_hosts_loopback_only():
+    # Given every port a service publishes on the host
+    published = [(name, str(port)) for name, svc in compose()["services"].items() for port in svc.get("ports", [])]
+    assert published
+    # Then each names 127.0.0.1 as its host address (compose's default, 0.0.0.0, is every interface)
+    assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == []
+
+
+def test_the_jobs_spark_ui_listens_in_its_container_and_is_published_on_the_hosts_loopback():
+    # Given the job service: spark-submit with a local master, whose UI binds to $SPARK_LOCAL_IP
+    job = service("job")
+    # Then the UI listens on the container's interfaces, and the host publishes it on 127.0.0.1 only
+    assert job["environment"]["SPARK_LOCAL_IP"] == "0.0.0.0"  # noqa: S104 - inside the container
+    assert "127.0.0.1:4040:4040" in job["ports"]
+
+
 def test_the_job_keeps_checkpoints_in_a_volume_at_its_checkpoint_dir():
     argv = command_of("job")
     checkpoint_dir = argv[argv.index("--checkpoint-dir") + 1]

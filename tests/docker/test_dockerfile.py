@@ -76,9 +76,17 @@ def test_the_image_holds_the_code_each_program_runs(name: str):
     # When we find the program's code in its command (a script path or `-m package`)
     script = next((w for w in argv if w.endswith(".py")), None)
     package = script.split("/")[0] if script else argv[argv.index("-m") + 1]
-    # Then it is copied, and so is the storage package every program imports
+    # Then it is copied, and so are the storage and clickpulse packages every program imports
     assert package in copied
     assert "storage" in copied
+    assert "clickpulse" in copied
+
+
+def test_the_image_holds_the_checkpoint_tools_users_run_next_to_the_job():
+    # Given the top-level folders the Dockerfile copies into the image
+    copied = {source.rstrip("/").split("/")[0] for source in _copy_sources()}
+    # Then the checkpoint CLI is among them, with the neutral package it imports
+    assert {"checkpoint_tools", "clickpulse"} <= copied
 
 
 def test_the_image_prefetches_the_connector_the_job_submits():

@@ -58,7 +58,7 @@ def test_the_zip_leaves_out_caches_and_hidden_files(fake_root: Path, tmp_path: P
 def test_the_zip_ships_exactly_the_packages_executors_import():
     from streaming_job.packaging import PACKAGES
 
-    assert make_dist().PACKAGES == PACKAGES == ("streaming_job", "storage")
+    assert make_dist().PACKAGES == PACKAGES == ("clickpulse", "streaming_job", "storage")
 
 
 def test_the_same_sources_build_the_same_bytes(fake_root: Path, tmp_path: Path):

@@ -75,6 +75,16 @@ def kill_hard(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+def stop_gracefully(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM the process group (the job stops its queries gracefully), kill -9 after `timeout` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_hard(proc)
+
+
 def poll(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from clickpulse.cli import parse_duration
 from streaming_job.main import main_parser, run_cli, settings_from_args
-from streaming_job.settings import JobSettings, Trigger, WindowSpec, parse_duration
+from streaming_job.settings import JobSettings, Trigger, WindowSpec
 
 
 def settings(*args: str) -> JobSettings:
@@ -41,7 +42,7 @@ def test_available_now_trigger_and_retention_none_are_understood():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--watermark", "soon"], "argument --watermark: not a duration: 'soon'"),
+        (["--watermark", "soon"], "argument --watermark: bad duration 'soon'"),
         (["--trigger", "hourly"], "trigger must be 'available-now' or 'processing-time:<duration>'"),
         (["--starting-offsets", "middle"], "argument --starting-offsets: invalid choice"),
         (["--max-offsets-per-trigger", "0"], "must be positive, got 0"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from chispa import assert_df_equality
 
-from streaming_job import events as ev
+from clickpulse import events as ev
 from streaming_job.pipeline import run_steps
 from streaming_job.validation import decode_kafka, invalid_events, valid_events, validate
 

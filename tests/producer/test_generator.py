@@ -12,9 +12,9 @@ from itertools import pairwise
 
 import pytest
 
+from clickpulse.events import EVENT_TYPES, PAGE_URL, PAGE_VIEW, REQUIRED_FIELDS
 from producer.generator import TrafficModel, format_timestamp, generate, page_catalog
 from producer.settings import ProducerSettings
-from streaming_job.events import EVENT_TYPES, PAGE_URL, PAGE_VIEW, REQUIRED_FIELDS
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ISO_MILLIS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -10,7 +10,6 @@ from producer.settings import (
     INJECTABLE_REASONS,
     ProducerSettings,
     parse_burst,
-    parse_duration,
     parse_rate,
     parse_start_time,
 )
@@ -19,18 +18,6 @@ from storage.contract import INVALID_REASONS
 
 def test_every_injectable_reason_is_one_of_the_jobs_invalid_reasons():
     assert set(INJECTABLE_REASONS) <= set(INVALID_REASONS)
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("2m", 120.0), ("1.5h", 5400.0),
-                                               ("500ms", 0.5), (" 3 min ", 180.0)])
-def test_durations_accept_units(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "two minutes", "-5s", "5d"])
-def test_bad_durations_are_refused(text):
-    with pytest.raises(ValueError, match="bad duration"):
-        parse_duration(text)
 
 
 def test_rate_max_and_zero_both_mean_as_fast_as_possible():

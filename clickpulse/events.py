@@ -1,4 +1,4 @@
-"""The clickstream event contract, shared by the producer, the job and the tests (no Spark import here).
+"""The clickstream event contract, shared by the producer, the job, the tests and the reference (no Spark here).
 
 A valid event is a JSON object such as
 `{"event_id": "e1", "timestamp": "2026-11-23T10:15:30.123Z", "user_id": "usr_1", "session_id": "sess_9",

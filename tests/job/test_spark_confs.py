@@ -1,0 +1,84 @@
+"""The Spark properties the job sets, and the spark-submit command clickpulse-job runs: the user's choice wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streaming_job.launcher import MAIN, main_parser, spark_home, submit_command
+from streaming_job.session import KAFKA_PACKAGE, job_confs
+from streaming_job.settings import JobSettings
+
+
+def settings(**overrides) -> JobSettings:
+    return JobSettings(bootstrap_servers="k:9092", mongo_uri="mongodb://m:27017/", checkpoint_dir="/tmp/c", **overrides)
+
+
+def test_the_job_defaults_apply_when_the_user_set_nothing():
+    confs = job_confs(settings(), {})
+    assert confs["spark.sql.shuffle.partitions"] == "8"
+    assert confs["spark.ui.killEnabled"] == "false"
+    assert confs["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_a_users_conf_wins_over_every_job_default():
+    # Given properties the user passed to spark-submit --conf
+    user = {"spark.sql.shuffle.partitions": "3", "spark.ui.killEnabled": "true", "spark.driver.bindAddress": "10.0.0.5",
+            "spark.sql.streaming.stateStore.providerClass": "x.HDFSBackedStateStoreProvider"}
+    # When the job works out what to set
+    confs = job_confs(settings(), user)
+    # Then it sets none of them (the session keeps the user's values)
+    assert not set(confs) & set(user)
+
+
+def test_the_shuffle_partitions_flag_wins_when_given():
+    assert job_confs(settings(shuffle_partitions=5), {"spark.sql.shuffle.partitions": "3"})[
+        "spark.sql.shuffle.partitions"] == "5"
+
+
+def test_a_local_master_binds_to_loopback_and_a_cluster_master_is_left_alone():
+    local = job_confs(settings(), {"spark.master": "local[2]"})
+    cluster = job_confs(settings(), {"spark.master": "spark://10.0.0.1:7077"})
+    assert (local["spark.driver.bindAddress"], local["spark.driver.host"]) == ("127.0.0.1", "127.0.0.1")
+    assert "spark.driver.bindAddress" not in cluster and "spark.driver.host" not in cluster
+
+
+def test_metrics_prometheus_switches_on_the_servlet_and_the_streaming_metrics():
+    plain, metered = job_confs(settings(), {}), job_confs(settings(metrics="prometheus"), {})
+    assert "spark.sql.streaming.metricsEnabled" not in plain
+    assert metered["spark.sql.streaming.metricsEnabled"] == "true"
+    assert metered["spark.metrics.conf.*.sink.prometheusServlet.class"] == "org.apache.spark.metrics.sink.PrometheusServlet"
+    assert metered["spark.metrics.conf.*.sink.prometheusServlet.path"] == "/metrics/prometheus"
+
+
+def command(*args: str, environ: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    ns, job_args = main_parser().parse_known_args(list(args))
+    return submit_command(ns, job_args, environ if environ is not None else {})
+
+
+def test_clickpulse_job_runs_spark_submit_of_the_installed_pyspark_with_this_python():
+    # When clickpulse-job builds its command from a bare environment
+    argv, env = command("--topic", "web")
+    # Then it runs pyspark's own spark-submit on the job's main.py, with the job's flags after it
+    assert argv[0] == str(spark_home() / "bin" / "spark-submit") and Path(argv[0]).is_file()
+    assert argv[-3:] == [str(MAIN), "--topic", "web"]
+    assert env["SPARK_HOME"] == str(spark_home())
+    assert Path(env["PYSPARK_PYTHON"]).name.startswith("python")
+    # And a local master keeps its UI on loopback
+    assert argv[argv.index("--master") + 1] == "local[*]" and env["SPARK_LOCAL_IP"] == "127.0.0.1"
+
+
+def test_clickpulse_job_passes_confs_through_and_finds_the_connector():
+    argv, _ = command("--conf", "spark.sql.shuffle.partitions=3", environ={"CLICKPULSE_SPARK_JARS": "/j/a.jar,/j/b.jar"})
+    assert argv[argv.index("--conf") + 1] == "spark.sql.shuffle.partitions=3"
+    assert argv[argv.index("--jars") + 1] == "/j/a.jar,/j/b.jar"
+    # Without jars anywhere it asks spark-submit to resolve the connector package
+    bare, _ = command(environ={"CLICKPULSE_CACHE": "/nonexistent"})
+    assert bare[bare.index("--packages") + 1] == KAFKA_PACKAGE
+
+
+def test_json_logs_ask_spark_for_json_from_its_start():
+    argv, _ = command("--log-format", "json")
+    assert "spark.log.structuredLogging.enabled=true" in argv
+    # unless the user said otherwise
+    argv, _ = command("--log-format", "json", "--conf", "spark.log.structuredLogging.enabled=false")
+    assert "spark.log.structuredLogging.enabled=true" not in argv
