@@ -41,6 +41,7 @@ RETENTION_FIELD = {
     c.PIPELINE_METRICS: c.TIMESTAMP,
     c.WINDOW_CATALOG: c.UPDATED_AT,
     c.PIPELINE_MINUTES: c.UPDATED_AT,
+    c.DEAD_LETTERS: c.FAILED_AT,
 }
 
 _NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`
