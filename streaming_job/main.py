@@ -98,6 +98,9 @@ def main_parser() -> argparse.ArgumentParser:
                      help="keep documents this long after their last update ('none' keeps them forever)")
     val.add_argument("--mongo-writers", type=_positive_int, default=None,
                      help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
+    val.add_argument("--sink-retry-for", type=_duration, default=_env("CLICKPULSE_SINK_RETRY_FOR", "5 minutes"),
+                     help="how long writes retry while MongoDB (or FerretDB's PostgreSQL) is unreachable before the "
+                          "job gives up and exits 1 (env CLICKPULSE_SINK_RETRY_FOR)")
     p.add_argument("--log-level", default=_env("CLICKPULSE_LOG_LEVEL", "INFO"),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env CLICKPULSE_LOG_LEVEL)")
     return p
@@ -123,6 +126,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         shuffle_partitions=ns.shuffle_partitions,
         fail_on_data_loss=ns.fail_on_data_loss == "true",
         mongo_writers=ns.mongo_writers,
+        sink_retry_for=ns.sink_retry_for,
     )
 
 
@@ -146,31 +150,39 @@ def run(s: JobSettings) -> int:
 
     from storage.client import connect, is_ferretdb
     from storage.indexes import ensure_indexes, prune_expired
+    from storage.retry import Retrier, StoreUnavailable
     from storage.sink import MongoTarget
     from streaming_job.lock import Heartbeat, local_path
-    from streaming_job.metrics import ProgressRecorder, progress_writer
+    from streaming_job.metrics import ProgressRecorder, ProgressStore
     from streaming_job.pipeline import QUERIES, start_queries
     from streaming_job.session import build_session, ship_packages
 
     client = connect(s.mongo_uri, "clickpulse-job")
     stop = threading.Event()
     heartbeat: Heartbeat | None = None
+    progress: ProgressStore | None = None
     spark = None
     queries = []
     try:
         db = client[s.database]
+        # A store that is down at start-up (a restart, a stack still coming up) gets the same patience as the writes.
+        prepare = Retrier(f"MongoDB at {mask_uri(s.mongo_uri)}", s.sink_retry_for, log)
         try:
-            ttl = ensure_indexes(db, s.retention)
+            ttl = prepare.call(lambda: ensure_indexes(db, s.retention))
+            ferretdb = prepare.call(lambda: is_ferretdb(client))
+        except StoreUnavailable as e:
+            log.error("cannot prepare MongoDB: %s", e)
+            return 1
         except PyMongoError as e:
             log.error("cannot prepare MongoDB at %s: %s", mask_uri(s.mongo_uri), str(e).split(" (configured")[0])
             return 1
         writers = s.mongo_writers
-        target = MongoTarget(s.mongo_uri, s.database)
-        if is_ferretdb(client):
+        target = MongoTarget(s.mongo_uri, s.database, retry_for=s.sink_retry_for)
+        if ferretdb:
             # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
             # commands from few writers keep its connection pool from running dry (seen to hang here).
             writers = writers or 1
-            target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25)
+            target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25, retry_for=s.sink_retry_for)
             log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers,
                      target.ops_per_command)
         log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
@@ -178,9 +190,10 @@ def run(s: JobSettings) -> int:
 
         spark = build_session(s)
         spark.sparkContext.setLogLevel("WARN")
+        log.info("Spark master %s", spark.sparkContext.master)
         ship_packages(spark)
-        recorder = ProgressRecorder(progress_writer(db))
-        spark.streams.addListener(recorder)
+        progress = ProgressStore(db)
+        spark.streams.addListener(ProgressRecorder(progress.put))
 
         local = local_path(s.checkpoint_dir)
         if local is not None:
@@ -203,13 +216,13 @@ def run(s: JobSettings) -> int:
             spark.streams.awaitAnyTermination()
         failed = [q for q in queries if q.exception() is not None]
         for q in failed:
-            log.error("query %s failed: %s", q.name, str(q.exception()).splitlines()[0])
+            log.error("query %s failed: %s", q.name, failure_line(str(q.exception())))
         return 1 if failed else 0
     except KeyboardInterrupt:
         log.info("stopping (signal received)")
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
-        log.error("job failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        log.error("job failed: %s", failure_line(str(e)) if str(e) else type(e).__name__)
         if "data source: kafka" in str(e).lower():
             from streaming_job.session import KAFKA_PACKAGE
 
@@ -225,11 +238,23 @@ def run(s: JobSettings) -> int:
                 log.warning("stopping query %s: %s", q.name, e)
         if spark is not None:
             _drain_listener_events(spark)
+        if progress is not None:
+            progress.close()
         if heartbeat is not None:
             heartbeat.stop()
         client.close()
         if spark is not None:
             spark.stop()
+
+
+def failure_line(text: str) -> str:
+    """One line for a failure: the sink's own message when MongoDB could not be written, else the text's first line."""
+    from storage.sink import unavailable_reason
+
+    reason = unavailable_reason(text)
+    if reason is None:
+        return text.splitlines()[0] if text else ""
+    return f"{reason} (see --sink-retry-for)" if "StoreUnavailable: " in text else reason
 
 
 def _human(d: timedelta) -> str:

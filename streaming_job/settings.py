@@ -89,6 +89,7 @@ class JobSettings:
     shuffle_partitions: int = 8
     fail_on_data_loss: bool = True
     mongo_writers: int | None = None
+    sink_retry_for: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -115,6 +116,8 @@ class JobSettings:
             raise ValueError("--mongo-writers must be positive")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
+        if self.sink_retry_for < timedelta(0):
+            raise ValueError("--sink-retry-for must not be negative")
 
     def query_checkpoint(self, query: str) -> str:
         """One checkpoint directory per query under the base directory (local path or URI)."""
