@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,8 +30,31 @@ STATE_STORE_DEFAULTS = {
 }
 
 
+# Spark gives a task on a local master one attempt, and reads no `spark.task.maxFailures` there: only the master
+# string `local[N,F]` allows F attempts. The job's Mongo writes ride out outages themselves; task attempts cover the
+# rest (a Kafka fetch during a broker restart, a Python worker that died).
+LOCAL_TASK_ATTEMPTS = 4
+_LOCAL = re.compile(r"^local(?:\[\s*(\*|\d+)\s*\])?$")
+
+
+def local_master(master: str | None, max_failures: str | None = None) -> str | None:
+    """The master to use instead of `master` so that failed tasks are retried; None to keep `master` as it is.
+
+    No master becomes `local[*,F]`; `local` and `local[N]` (spark-submit's default is `local[*]`) keep their threads
+    and get F attempts: `spark.task.maxFailures` when given, else LOCAL_TASK_ATTEMPTS. A master that names its attempts
+    (`local[N,F]`, so `local[N,1]` for none) and cluster masters are kept.
+    """
+    attempts = int(max_failures) if max_failures and max_failures.strip().isdigit() else LOCAL_TASK_ATTEMPTS
+    if master is None:
+        return f"local[*,{attempts}]"
+    m = _LOCAL.match(master.strip())
+    if m is None:
+        return None
+    return f"local[{m.group(1) or 1},{attempts}]"
+
+
 def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
-    """The job's session. spark-submit's --master/--packages/--jars win; otherwise local[*] + the connector.
+    """The job's session. spark-submit's --master/--packages/--jars win; otherwise local[*,4] + the connector.
 
     `CLICKPULSE_SPARK_JARS` (comma-separated jar paths) replaces the Ivy download of the connector,
     for offline machines and tests.
@@ -40,8 +64,9 @@ def build_session(s: JobSettings, app_name: str = "clickpulse") -> SparkSession:
         SparkContext._ensure_initialized()
     conf = SparkConf()
     builder = SparkSession.builder.appName(app_name)
-    if not conf.contains("spark.master"):
-        builder = builder.master("local[*]")
+    master = local_master(conf.get("spark.master", None), conf.get("spark.task.maxFailures", None))
+    if master is not None:
+        builder = builder.master(master)
     if conf.get("spark.master", "local").startswith("local") and not (
         os.environ.get("PYSPARK_PYTHON") or conf.contains("spark.pyspark.python")
     ):
