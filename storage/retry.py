@@ -198,13 +198,14 @@ class Retrier:
         self._failing = error
         left = None if self.retry_for is None else self.retry_for.total_seconds() - elapsed
         if left is not None and left <= 0:
+            # `from None`: the message names the last error; its traceback would only lengthen Spark's task logs.
             raise StoreUnavailable(f"{self.what} still failing after {elapsed:.0f} s (retrying for at most "
-                                   f"{_seconds(self.retry_for)}): {describe(error)}") from error
+                                   f"{_seconds(self.retry_for)}): {describe(error)}") from None
         pause = delay if left is None else min(delay, left)
         self._retries += 1
         if self.stop is not None:
             if self.stop.wait(pause):
-                raise StoreUnavailable(f"{self.what}: stopped while retrying ({describe(error)})") from error
+                raise StoreUnavailable(f"{self.what}: stopped while retrying ({describe(error)})") from None
         else:
             time.sleep(pause)
 

@@ -141,6 +141,8 @@ def run_cli(args: list[str] | None = None) -> int:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
     for noisy in ("py4j", "kafka", "pymongo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # py4j logs a foreachBatch error's whole traceback; the query then fails with it, and the job reports that.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     return run(settings)
 
 
@@ -159,6 +161,7 @@ def run(s: JobSettings) -> int:
 
     client = connect(s.mongo_uri, "clickpulse-job")
     stop = threading.Event()
+    errors: list[str] = []  # logged last, after the shutdown's own noise, so the job's last line says why it failed
     heartbeat: Heartbeat | None = None
     progress: ProgressStore | None = None
     spark = None
@@ -215,22 +218,24 @@ def run(s: JobSettings) -> int:
         else:
             spark.streams.awaitAnyTermination()
         failed = [q for q in queries if q.exception() is not None]
-        for q in failed:
-            log.error("query %s failed: %s", q.name, failure_line(str(q.exception())))
+        errors += [f"query {q.name} failed: {failure_line(str(q.exception()))}" for q in failed]
         return 1 if failed else 0
     except KeyboardInterrupt:
         log.info("stopping (signal received)")
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
-        log.error("job failed: %s", failure_line(str(e)) if str(e) else type(e).__name__)
+        errors.append(f"job failed: {failure_line(str(e)) if str(e) else type(e).__name__}")
         if "data source: kafka" in str(e).lower():
             from streaming_job.session import KAFKA_PACKAGE
 
-            log.error("Spark's Kafka connector is missing: pass --packages %s to spark-submit", KAFKA_PACKAGE)
+            errors.append(f"Spark's Kafka connector is missing: pass --packages {KAFKA_PACKAGE} to spark-submit")
         log.debug("details", exc_info=True)
         return 1
     finally:
         stop.set()
+        if errors and spark is not None:
+            # The failure was seen and is reported below: stopping the other query after it is only noise.
+            spark.sparkContext.setLogLevel("OFF")
         for q in queries:
             try:
                 q.stop()
@@ -245,6 +250,8 @@ def run(s: JobSettings) -> int:
         client.close()
         if spark is not None:
             spark.stop()
+        for line in errors:
+            log.error("%s", line)
 
 
 def failure_line(text: str) -> str:

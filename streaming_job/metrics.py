@@ -173,7 +173,8 @@ class ProgressRecorder(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:
         if event.exception:
+            # The job reports the failure itself, as its last line: here it is only part of the story.
             reason = unavailable_reason(event.exception)
-            log.error("query %s failed: %s", event.id, reason or event.exception.splitlines()[0])
+            log.info("query %s failed: %s", event.id, reason or event.exception.splitlines()[0])
         else:
             log.info("query %s stopped", event.id)
