@@ -206,6 +206,7 @@ def catalog_entry(collection: str, window_start: datetime, window_end: datetime,
 # excerpt_truncated, failed_at, day, hour} (the buckets of failed_at). Every text is ASCII-escaped and bounded, so the
 # dead letter itself is always writable; the `_id` is deterministic, so a replayed batch rewrites the same dead letter.
 DEAD_LETTERS = "dead_letters"
+TARGET_COLLECTION = "collection"
 DOCUMENT_ID = "document_id"
 FIELD = "field"
 OPERATION = "operation"

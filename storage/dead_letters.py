@@ -68,7 +68,7 @@ def dead_letter(rejected: Rejected, now: datetime) -> dict[str, Any]:
     code = getattr(rejected.error, "code", None)
     return {
         c.ID: c.dead_letter_id(rejected.collection, doc_id, field),
-        c.COLLECTION: rejected.collection,
+        c.TARGET_COLLECTION: rejected.collection,
         c.DOCUMENT_ID: doc_id[: c.DEAD_LETTER_ID_CHARS],
         c.FIELD: None if field is None else field[: c.DEAD_LETTER_ID_CHARS],
         c.OPERATION: rejected.operation,

@@ -1,7 +1,7 @@
 """The idempotent bulk upsert writer: each document replaces the one with its `_id`, so replays rewrite.
 
 Besides whole documents it writes `Merge`s: fields `$set` into the document with an `_id` (created when missing),
-which is how the job records windows in the window catalog without reading it first.
+which is how the job adds values to a document that holds many without reading it first.
 
 Every write is idempotent, so the writer repeats a command the store failed for reasons of its own (unreachable,
 restarting, its PostgreSQL down) for up to `MongoTarget.retry_for` of outage. An operation the store refuses for a
@@ -227,7 +227,7 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document | Merg
             pending.setdefault(collection, []).append((doc, stamp))
             if len(pending[collection]) >= target.ops_per_command:
                 # Every list, in the order they got their first item: what a partition yields first is written
-                # first (its documents before the catalog merges that announce their windows).
+                # first (its documents before the merges that announce them).
                 for name in list(pending):
                     written += writer.flush(name, pending.pop(name))
         if writer is not None:

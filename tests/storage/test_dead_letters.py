@@ -23,7 +23,7 @@ def test_a_refused_document_becomes_a_dead_letter_keyed_by_collection_and_id():
     doc = {c.ID: "2026-11-23T14:00:00Z|u\x00", c.USER_ID: "u\x00", c.EVENTS: 3}
     letter = dead_letter(Rejected(c.USER_SESSIONS, doc[c.ID], c.REPLACE, doc, error), NOW)
     assert letter == {
-        c.ID: "user_sessions|2026-11-23T14:00:00Z|u\\u0000", c.COLLECTION: c.USER_SESSIONS,
+        c.ID: "user_sessions|2026-11-23T14:00:00Z|u\\u0000", c.TARGET_COLLECTION: c.USER_SESSIONS,
         c.DOCUMENT_ID: "2026-11-23T14:00:00Z|u\\u0000", c.FIELD: None, c.OPERATION: c.REPLACE,
         c.ERROR: "OperationFailure: ERROR: unsupported Unicode escape sequence (SQLSTATE 22P05)", c.ERROR_CODE: 1,
         c.EXCERPT: '{"_id": "2026-11-23T14:00:00Z|u\\u0000", "user_id": "u\\u0000", "events": 3}',
@@ -32,11 +32,11 @@ def test_a_refused_document_becomes_a_dead_letter_keyed_by_collection_and_id():
 
 
 def test_a_refused_merge_entry_names_its_field_and_shows_only_that_entry():
-    fields = {"windows.ok": 1, "windows.b\x00d": 2}
-    letter = dead_letter(Rejected(c.WINDOW_CATALOG, "page_views|2026-11-23", c.MERGE, fields,
-                                  InvalidDocument("Key names must not contain the NULL byte"), field="windows.b\x00d"), NOW)
-    assert letter[c.ID] == "window_catalog|page_views|2026-11-23|windows.b\\u0000d"
-    assert (letter[c.FIELD], letter[c.EXCERPT], letter[c.ERROR_CODE]) == ("windows.b\\u0000d", '{"windows.b\\u0000d": 2}',
+    fields = {"views.ok": 1, "views.b\x00d": 2}
+    letter = dead_letter(Rejected(c.PAGE_VIEWS, "2026-11-23T14:00:00Z|03", c.MERGE, fields,
+                                  InvalidDocument("Key names must not contain the NULL byte"), field="views.b\x00d"), NOW)
+    assert letter[c.ID] == "page_views|2026-11-23T14:00:00Z|03|views.b\\u0000d"
+    assert (letter[c.FIELD], letter[c.EXCERPT], letter[c.ERROR_CODE]) == ("views.b\\u0000d", '{"views.b\\u0000d": 2}',
                                                                           None)
 
 

@@ -126,7 +126,7 @@ def test_a_document_the_server_refuses_is_dead_lettered_and_the_rest_of_its_batc
     assert written == 24
     assert client[target.database][c.PAGE_VIEWS].count_documents({}) == 24
     letter = dead_letters(client, target)["page_views|w|/p/\\u0000"]
-    assert (letter[c.COLLECTION], letter[c.DOCUMENT_ID], letter[c.OPERATION]) == (c.PAGE_VIEWS, "w|/p/\\u0000", c.REPLACE)
+    assert (letter[c.TARGET_COLLECTION], letter[c.DOCUMENT_ID], letter[c.OPERATION]) == (c.PAGE_VIEWS, "w|/p/\\u0000", c.REPLACE)
     assert "SQLSTATE 22P05" in letter[c.ERROR] and bad_id not in letter[c.EXCERPT]
     assert '"page_url": "/p/\\u0000"' in letter[c.EXCERPT]
 
@@ -143,27 +143,27 @@ def test_a_document_the_driver_cannot_encode_is_dead_lettered_and_the_others_wri
 
 
 def test_a_refused_merge_entry_is_dead_lettered_and_the_merges_other_entries_written(own_db):
-    # Given a catalog merge of ten windows, one under a key with a NUL (no BSON key may hold one)
+    # Given a merge of ten values into a day's document, one under a key with a NUL (no BSON key may hold one)
     target, client = own_db
-    fields = {c.COLLECTION: c.PAGE_VIEWS, **{f"{c.WINDOWS}.1{m:02d}000": m for m in range(10)}}
-    fields[f"{c.WINDOWS}.bad\x00"] = 99
+    fields = {c.DAY: "2026-11-23", **{f"{c.ACTIVE_USERS_COUNT}.1{m:02d}000": m for m in range(10)}}
+    fields[f"{c.ACTIVE_USERS_COUNT}.bad\x00"] = 99
     # When it is written
-    assert upsert_routed(target, [(c.WINDOW_CATALOG, Merge("page_views|2026-11-23", fields))]) == 1
-    # Then the ten good windows are set, and the bad entry alone is a dead letter naming its field
-    doc = client[target.database][c.WINDOW_CATALOG].find_one({c.ID: "page_views|2026-11-23"})
-    assert doc[c.WINDOWS] == {f"1{m:02d}000": m for m in range(10)} and doc[c.COLLECTION] == c.PAGE_VIEWS
+    assert upsert_routed(target, [(c.ACTIVE_USERS, Merge("2026-11-23", fields))]) == 1
+    # Then the ten good values are set, and the bad entry alone is a dead letter naming its field
+    doc = client[target.database][c.ACTIVE_USERS].find_one({c.ID: "2026-11-23"})
+    assert doc[c.ACTIVE_USERS_COUNT] == {f"1{m:02d}000": m for m in range(10)} and doc[c.DAY] == "2026-11-23"
     letters = dead_letters(client, target)
-    assert list(letters) == ["window_catalog|page_views|2026-11-23|windows.bad\\u0000"]
-    assert letters["window_catalog|page_views|2026-11-23|windows.bad\\u0000"][c.EXCERPT] == '{"windows.bad\\u0000": 99}'
+    assert list(letters) == ["active_users|2026-11-23|active_users.bad\\u0000"]
+    assert letters["active_users|2026-11-23|active_users.bad\\u0000"][c.EXCERPT] == '{"active_users.bad\\u0000": 99}'
 
 
 def test_a_merge_none_of_whose_entries_can_be_written_is_one_dead_letter(own_db):
     target, client = own_db
-    fields = {f"{c.WINDOWS}.bad{i}\x00": i for i in range(8)}
-    assert upsert_routed(target, [(c.WINDOW_CATALOG, Merge("page_views|2026-11-24", fields))]) == 0
+    fields = {f"{c.ACTIVE_USERS_COUNT}.bad{i}\x00": i for i in range(8)}
+    assert upsert_routed(target, [(c.ACTIVE_USERS, Merge("2026-11-24", fields))]) == 0
     letters = dead_letters(client, target)
-    assert list(letters) == ["window_catalog|page_views|2026-11-24"]
-    assert letters["window_catalog|page_views|2026-11-24"][c.FIELD] is None
+    assert list(letters) == ["active_users|2026-11-24"]
+    assert letters["active_users|2026-11-24"][c.FIELD] is None
 
 
 def test_a_replayed_batch_rewrites_its_dead_letter_instead_of_adding_one(own_db):
