@@ -73,6 +73,28 @@ def describe(doc: dict[str, Any]) -> str:
             f" duplicates dropped {doc[c.DUPLICATES_DROPPED]}{extra}")
 
 
+def _store(db: Database, doc: dict[str, Any], collection: str, merge: Merge,
+           call: Callable[[Callable[[], Any]], Any] = lambda write: write()) -> None:
+    """Write one progress document, then its minute's sums; `call` runs each write (a `Retrier.call` retries them)."""
+    call(lambda: db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True))
+    op = upsert_operation(merge, {c.UPDATED_AT: datetime.now(UTC)})
+    call(lambda: db[collection].bulk_write([op]))
+
+
+def progress_writer(db: Database) -> Callable[[dict[str, Any]], None]:
+    """Store each progress document, and its query's sums for the minute (pipeline_minutes) after it, before returning.
+
+    The sums are kept in memory per run and rewritten whole each time, so a failed write heals with the next batch.
+    The job itself writes through a `ProgressStore`, which never makes Spark's listener wait.
+    """
+    rollups = MinuteRollups()
+
+    def write(doc: dict[str, Any]) -> None:
+        _store(db, doc, *rollups.add(doc))
+
+    return write
+
+
 class ProgressStore:
     """Stores progress documents and their minute sums (pipeline_minutes) from a thread of its own.
 
@@ -119,7 +141,7 @@ class ProgressStore:
                 doc, collection, merge = self._waiting.popleft()
                 self._writing = True
             try:
-                self._write(doc, collection, merge)
+                _store(self._db, doc, collection, merge, self._retrier.call)
             except StoreUnavailable:
                 return  # stopped while MongoDB was failing
             except Exception as e:  # refused (not unreachable): this document only
@@ -131,10 +153,6 @@ class ProgressStore:
                 log.warning("dropped the %d oldest progress documents while MongoDB was failing", self._dropped)
                 self._dropped = 0
 
-    def _write(self, doc: dict[str, Any], collection: str, merge: Merge) -> None:
-        self._retrier.call(lambda: self._db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True))
-        op = upsert_operation(merge, {c.UPDATED_AT: datetime.now(UTC)})
-        self._retrier.call(lambda: self._db[collection].bulk_write([op]))
 
     def close(self, timeout: float = 10.0) -> None:
         """Store what is waiting, for up to `timeout` seconds; then give up on the rest, saying how much."""
@@ -146,7 +164,7 @@ class ProgressStore:
             self._stop.set()  # interrupts the retry's wait
             self._thread.join(5.0)
             with self._changed:
-                left = len(self._waiting) + self._writing
+                left = len(self._waiting) + int(self._writing)
             log.warning("%d progress document(s) not stored: MongoDB was failing when the job stopped", left)
 
 
