@@ -19,7 +19,8 @@ log = logging.getLogger("devstack")
 def main_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m devstack", description=__doc__)
     p.add_argument("command", choices=["up", "down", "status", "demo"],
-                   help="start, stop or report the stack; `demo` also runs producer, job and report")
+                   help="start (or heal: start any part that died), stop or report each part of the stack; `demo` also "
+                        "runs producer, job and report")
     p.add_argument("--data-dir", type=Path, default=DATA / "stack",
                    help="where servers keep data and logs (default: %(default)s)")
     p.add_argument("--kafka-port", type=port, default=env("KAFKA_PORT", "9092"),
@@ -60,7 +61,7 @@ def run_cli(args: list[str] | None = None) -> int:
             else:
                 for r in rows:
                     state = "up" if r["answers"] else ("running, not answering" if r["pid"] else "down")
-                    sys.stdout.write(f"{r['server']:<28} {state:<24} {r['address']:<28} pid={r['pid']}  log={r['log']}\n")
+                    sys.stdout.write(f"{r['server']:<30} {state:<24} {r['address']:<28} pid={r['pid']}  log={r['log']}\n")
             return 0 if all(r["answers"] for r in rows) else 1
     except StackError as e:
         log.error("%s", e)

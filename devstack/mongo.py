@@ -51,18 +51,24 @@ class MongoServer:
         assert self.postgres is not None
         return [str(FERRETDB_BIN), "-listen", f"127.0.0.1:{self.port}", "-postgresql-url", self.postgres.url]
 
-    def start(self, timeout: float = 60.0) -> bool:
-        """Start the server unless it runs already; return whether it was started now."""
+    def start(self, timeout: float = 60.0) -> dict[str, bool]:
+        """Start whichever part is not running (FerretDB's PostgreSQL first); return which parts were started now.
+
+        A PostgreSQL that died under a running FerretDB is started again: FerretDB reconnects to it by itself.
+        """
+        started: dict[str, bool] = {}
+        if self.postgres is not None:
+            started["postgres"] = self.postgres.start()
         if self.process.pid() is not None:
-            return False
+            if started.get("postgres"):
+                self.process.wait_ready(self.ping, timeout, f"Mongo ping on {self.uri} after PostgreSQL restarted")
+            return {**started, "mongo": False}
         if port_open(self.port):
             raise StackError(f"port {self.port} is already in use by another process: set MONGO_PORT")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.postgres is not None:
-            self.postgres.start()
         self.process.start(self._argv())
         self.process.wait_ready(self.ping, timeout, f"Mongo ping on {self.uri}")
-        return True
+        return {**started, "mongo": True}
 
     def ping(self) -> bool:
         if not port_open(self.port):
@@ -78,8 +84,9 @@ class MongoServer:
         finally:
             client.close()
 
-    def stop(self) -> bool:
-        was = self.process.stop(timeout=15.0)
+    def stop(self) -> dict[str, bool]:
+        """Stop the server, then its PostgreSQL; return which parts were running."""
+        was = {"mongo": self.process.stop(timeout=15.0)}
         if self.postgres is not None:
-            was = self.postgres.stop() or was
+            was["postgres"] = self.postgres.stop()
         return was

@@ -52,21 +52,28 @@ class LocalStack:
         return self.mongo.uri
 
     def up(self) -> dict[str, bool]:
-        """Start both servers (idempotent); return which were started now."""
-        started = {"mongo": self.mongo.start()}
+        """Start every part that is not running (idempotent, and heals a part that died); return which started now."""
+        started = self.mongo.start()
         started["kafka"] = self.kafka.start()
         return started
 
     def down(self) -> dict[str, bool]:
-        """Stop both servers; return which were running."""
-        return {"kafka": self.kafka.stop(), "mongo": self.mongo.stop()}
+        """Stop every part; return which were running."""
+        return {"kafka": self.kafka.stop(), **self.mongo.stop()}
 
     def status(self) -> list[dict[str, object]]:
-        return [
+        """One row per part: its pid (None when not running), address, whether it answers clients, and its log."""
+        rows = [
             {"server": "kafka", "pid": self.kafka.process.pid(), "address": self.bootstrap_servers,
              "answers": self.kafka.round_trip() if self.kafka.process.pid() else False,
              "log": str(self.kafka.process.log_file)},
-            {"server": f"mongo ({self.mongo.flavour})", "pid": self.mongo.process.pid(), "address": self.mongo_uri,
-             "answers": self.mongo.ping() if self.mongo.process.pid() else False,
-             "log": str(self.mongo.process.log_file)},
         ]
+        pg = self.mongo.postgres
+        if pg is not None:
+            rows.append({"server": "postgres (FerretDB's storage)", "pid": pg.process.pid(),
+                         "address": f"127.0.0.1:{pg.port}", "answers": pg.ready() if pg.process.pid() else False,
+                         "log": str(pg.process.log_file)})
+        rows.append({"server": f"mongo ({self.mongo.flavour})", "pid": self.mongo.process.pid(),
+                     "address": self.mongo_uri, "answers": self.mongo.ping() if self.mongo.process.pid() else False,
+                     "log": str(self.mongo.process.log_file)})
+        return rows

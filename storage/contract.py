@@ -24,9 +24,11 @@ PIPELINE_METRICS = "pipeline_metrics"
 PIPELINE_MINUTES = "pipeline_minutes"
 PIPELINE_LAYOUT = "pipeline_layout"
 ALERTS = "alerts"  # written by the alerts program (alerts/), see below
+DEAD_LETTERS = "dead_letters"  # what the sink could not write, see below
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
-ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT, ALERTS)
+ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT, ALERTS,
+                   DEAD_LETTERS)
 
 ID = "_id"
 UPDATED_AT = "updated_at"
@@ -304,3 +306,34 @@ def alert_id(rule: str, started_at: datetime) -> str:
     """Document id of one alert episode: its rule and the instant it started, to the millisecond (as BSON keeps it)."""
     at = _utc(started_at)
     return f"{rule}|{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
+
+
+# dead_letters: a document, or an entry of a `$set` merge, that the sink could not write for a reason of its own (the
+# server refused it, or it could not be encoded), set aside so that the rest of its batch is written:
+# {_id: "<collection>|<document id>[|<field>]", collection (where it was going), document_id, field (the merge entry's
+# path; null for a whole document or merge), operation ("replace" or "merge"), error (type and message), error_code
+# (the server's, or null), excerpt (the document or entry as ASCII-escaped JSON, at most DEAD_LETTER_EXCERPT_CHARS),
+# excerpt_truncated, failed_at, day, hour} (the buckets of failed_at). Every text is ASCII-escaped and bounded, so the
+# dead letter itself is always writable; the `_id` is deterministic, so a replayed batch rewrites the same dead letter.
+TARGET_COLLECTION = "collection"
+DOCUMENT_ID = "document_id"
+FIELD = "field"
+OPERATION = "operation"
+REPLACE = "replace"
+MERGE = "merge"
+ERROR_CODE = "error_code"
+EXCERPT = "excerpt"
+EXCERPT_TRUNCATED = "excerpt_truncated"
+FAILED_AT = "failed_at"
+DEAD_LETTER_EXCERPT_CHARS = 4096
+DEAD_LETTER_ID_CHARS = 512
+
+
+def dead_letter_id(collection: str, document_id: str, field: str | None = None) -> str:
+    """Document id of one dead letter (from already escaped parts); over DEAD_LETTER_ID_CHARS, cut and hashed."""
+    import hashlib
+
+    full = f"{collection}|{document_id}" if field is None else f"{collection}|{document_id}|{field}"
+    if len(full) <= DEAD_LETTER_ID_CHARS:
+        return full
+    return f"{full[: DEAD_LETTER_ID_CHARS - 17]}~{hashlib.sha256(full.encode()).hexdigest()[:16]}"

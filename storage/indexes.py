@@ -44,6 +44,7 @@ RETENTION_FIELD = {
     c.PIPELINE_MINUTES: c.UPDATED_AT,
     c.PIPELINE_LAYOUT: c.UPDATED_AT,
     c.ALERTS: c.UPDATED_AT,  # an episode still open is rewritten every round, so only closed ones expire
+    c.DEAD_LETTERS: c.FAILED_AT,
 }
 
 _NOT_IMPLEMENTED = 238  # FerretDB v1 answers this for `expireAfterSeconds`

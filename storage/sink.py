@@ -1,22 +1,41 @@
 """The idempotent bulk upsert writer: each document replaces the one with its `_id`, so replays rewrite.
 
 Besides whole documents it writes `Merge`s: fields `$set` into the document with an `_id` (created when missing),
-which is how the job records windows in the window catalog without reading it first.
+which is how the job adds values to a document that holds many without reading it first.
+
+Every write is idempotent, so the writer repeats a command the store failed for reasons of its own (unreachable,
+restarting, its PostgreSQL down) for up to `MongoTarget.retry_for` of outage. An operation the store refuses for a
+reason of the operation's own (a value it cannot hold, a document it cannot encode) goes to `dead_letters` instead,
+after it failed alone, and the rest of the batch is written.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson.errors import BSONError
 from pymongo import MongoClient, ReplaceOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from storage import contract as c
-from storage.client import connect
+from storage.client import connect, mask_uri
+from storage.dead_letters import Rejected, dead_letter
+from storage.retry import Retrier, StoreUnavailable, describe, executor_clock, is_forbidden
 
 Document = Mapping[str, Any]
+log = logging.getLogger("clickpulse.sink")
+
+# What a store or the driver raises when it refuses an operation rather than failing to reach the server: server
+# errors, BSON encoding errors, a '$' key in a replacement (ValueError), an int over 64 bits (OverflowError), and
+# FerretDB's per-operation errors, whose reply lacks the `nModified` that pymongo's bulk API reads (KeyError).
+_REFUSED = (PyMongoError, BSONError, ValueError, OverflowError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class MongoTarget:
     # Operations per bulk command. FerretDB v1 keeps a backend connection per matched upsert until the
     # whole command ends, so large commands exhaust its pool and hang: it needs small ones.
     ops_per_command: int = 1000
+    # How long a writer retries while the store keeps failing (unreachable, restarting) before it gives up.
+    retry_for: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if self.ops_per_command <= 0:
@@ -44,6 +65,12 @@ class MongoTarget:
             raise ValueError("Mongo URI must start with mongodb:// or mongodb+srv://")
         if not self.database or any(ch in self.database for ch in "/\\. \"$"):
             raise ValueError(f"invalid Mongo database name: {self.database!r}")
+        if self.retry_for < timedelta(0):
+            raise ValueError("retry_for must not be negative")
+
+
+class DeadLetterRefused(RuntimeError):
+    """The store refused even a dead letter (plain, bounded ASCII): it is the store that is wrong, not a document."""
 
 
 def upsert_operation(item: Document | Merge, stamp: Mapping[str, Any]) -> ReplaceOne | UpdateOne:
@@ -53,41 +80,159 @@ def upsert_operation(item: Document | Merge, stamp: Mapping[str, Any]) -> Replac
     return ReplaceOne({c.ID: item[c.ID]}, {**item, **stamp}, upsert=True)
 
 
+def _write_one(coll: Collection, item: Document | Merge, stamp: Mapping[str, Any]) -> int:
+    """Write one operation on its own (single-operation commands report a refusal as a proper error)."""
+    if isinstance(item, Merge):
+        result = coll.update_one({c.ID: item.id}, {"$set": {**item.fields, **stamp}}, upsert=True)
+    else:
+        result = coll.replace_one({c.ID: item[c.ID]}, {**item, **stamp}, upsert=True)
+    return 1 if result.upserted_id is not None or result.matched_count else 0
+
+
+Pending = tuple[Document | Merge, Mapping[str, Any]]  # an operation's document or merge, and its write stamp
+
+
+class _Writer:
+    """Writes one partition's operations: retries what fails for the store's sake, sets aside what the store refuses."""
+
+    def __init__(self, db: Database, retrier: Retrier, ops_per_command: int) -> None:
+        self._db = db
+        self._retrier = retrier
+        self._ops_per_command = ops_per_command
+
+    def flush(self, collection: str, items: list[Pending]) -> int:
+        """Write `items` to `collection`, dead-letter what is refused; return how many were written."""
+        rejected: list[Rejected] = []
+        written = self._write(collection, items, rejected)
+        if rejected:
+            self._dead_letter(rejected)
+        return written
+
+    def _write(self, collection: str, items: list[Pending], rejected: list[Rejected]) -> int:
+        coll = self._db[collection]
+        if len(items) == 1:
+            return self._write_alone(coll, items[0], rejected)
+        try:
+            ops = [upsert_operation(item, stamp) for item, stamp in items]
+            result = self._retrier.call(lambda: coll.bulk_write(ops, ordered=False))
+            return result.upserted_count + result.matched_count
+        except BulkWriteError as e:
+            # MongoDB wrote the others and names the refused operations: try each again alone before judging it.
+            details = e.details or {}
+            failed = sorted({int(err["index"]) for err in details.get("writeErrors", [])})
+            done = int(details.get("nUpserted", 0)) + int(details.get("nMatched", 0))
+            return done + sum(self._write(collection, [items[i]], rejected) for i in failed)
+        except _REFUSED as e:
+            # The command as a whole was refused (FerretDB stops at the first bad document; an encoding error stops
+            # pymongo before sending): halve it until the culprits stand alone. Rewriting the others is idempotent.
+            if is_forbidden(e):
+                raise
+            half = len(items) // 2
+            return self._write(collection, items[:half], rejected) + self._write(collection, items[half:], rejected)
+
+    def _write_alone(self, coll: Collection, pending: Pending, rejected: list[Rejected]) -> int:
+        item, stamp = pending
+        try:
+            return self._retrier.call(lambda: _write_one(coll, item, stamp))
+        except _REFUSED as e:
+            if is_forbidden(e):
+                raise
+            if isinstance(item, Merge) and len(item.fields) > 1:
+                return self._write_entries(coll, item, stamp, e, rejected)
+            if isinstance(item, Merge):
+                rejected.append(Rejected(coll.name, item.id, c.MERGE, item.fields, e))
+            else:
+                rejected.append(Rejected(coll.name, item.get(c.ID), c.REPLACE, item, e))
+            return 0
+
+    def _write_entries(self, coll: Collection, merge: Merge, stamp: Mapping[str, Any], error: BaseException,
+                       rejected: list[Rejected]) -> int:
+        """A merge refused as a whole: write its entries in halves, so one bad entry does not lose the others.
+
+        When no entry can be written (the document itself is refused), it is one dead letter, not one per entry.
+        """
+        mine: list[Rejected] = []
+        written = self._write_halves(coll, merge, stamp, mine)
+        if not written:
+            rejected.append(Rejected(coll.name, merge.id, c.MERGE, merge.fields, error))
+            return 0
+        rejected += [Rejected(coll.name, merge.id, c.MERGE, merge.fields, r.error, field=next(iter(r.fields)))
+                     for r in mine]
+        return 1
+
+    def _write_halves(self, coll: Collection, merge: Merge, stamp: Mapping[str, Any], rejected: list[Rejected]) -> int:
+        names = list(merge.fields)
+        written = 0
+        for part in (names[: len(names) // 2], names[len(names) // 2:]):
+            sub = Merge(merge.id, {name: merge.fields[name] for name in part})
+            try:
+                written += self._retrier.call(lambda sub=sub: _write_one(coll, sub, stamp))
+            except _REFUSED as e:
+                if is_forbidden(e):
+                    raise
+                if len(part) > 1:
+                    written += self._write_halves(coll, sub, stamp, rejected)
+                else:
+                    rejected.append(Rejected(coll.name, merge.id, c.MERGE, sub.fields, e))
+        return written
+
+    def _dead_letter(self, rejected: list[Rejected]) -> None:
+        now = datetime.now(UTC)
+        letters = [dead_letter(r, now) for r in rejected]
+        for r, letter in zip(rejected, letters, strict=True):
+            log.warning("dead-lettered %s %s%s: %s", r.collection, letter[c.DOCUMENT_ID],
+                        f" entry {letter[c.FIELD]}" if letter[c.FIELD] is not None else "", describe(r.error))
+        coll = self._db[c.DEAD_LETTERS]
+        for start in range(0, len(letters), self._ops_per_command):
+            ops = [ReplaceOne({c.ID: d[c.ID]}, d, upsert=True) for d in letters[start:start + self._ops_per_command]]
+            try:
+                self._retrier.call(lambda ops=ops: coll.bulk_write(ops, ordered=False))
+            except _REFUSED as e:
+                raise DeadLetterRefused(f"MongoDB refused a dead letter in {c.DEAD_LETTERS}: {describe(e)}") from e
+
+
+def _log_to_stderr() -> None:
+    """On a Spark executor nothing configures logging: send this module's lines to stderr (the executor's log)."""
+    if not logging.getLogger().hasHandlers() and not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Document | Merge]],
                   stamp_field: str | None = c.UPDATED_AT) -> int:
-    """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count.
+    """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count written.
 
     A `Merge` instead of a document sets its fields in the document with its `_id` (upserting it).
 
     `stamp_field` gets the wall-clock time of the write, which is not part of any aggregate's value.
     No connection is opened when there is nothing to write (empty partitions are common).
+    Raises `StoreUnavailable` when the store kept failing for longer than `target.retry_for`.
     """
     client: MongoClient | None = None
-    pending: dict[str, list[ReplaceOne | UpdateOne]] = {}
+    writer: _Writer | None = None
+    pending: dict[str, list[Pending]] = {}
     written = 0
-
-    def flush(collection: str) -> None:
-        nonlocal written
-        ops = pending.pop(collection, [])
-        if ops:
-            assert client is not None
-            result = client[target.database][collection].bulk_write(ops, ordered=False)
-            written += result.upserted_count + result.matched_count
-
     try:
         for collection, doc in docs:
-            if client is None:
-                # A write that hangs fails the task instead, and Spark retries it (writes are idempotent).
+            if writer is None:
+                _log_to_stderr()
+                # A write that hangs fails after 2 minutes and is retried like any other transient failure.
                 client = connect(target.uri, "clickpulse-sink", socket_timeout_ms=120_000)
+                retrier = Retrier(f"MongoDB at {mask_uri(target.uri)}", target.retry_for, log,
+                                  clock=executor_clock(f"{target.uri}|{target.database}"))
+                writer = _Writer(client[target.database], retrier, target.ops_per_command)
             stamp = {stamp_field: datetime.now(UTC)} if stamp_field else {}
-            pending.setdefault(collection, []).append(upsert_operation(doc, stamp))
+            pending.setdefault(collection, []).append((doc, stamp))
             if len(pending[collection]) >= target.ops_per_command:
                 # Every list, in the order they got their first item: what a partition yields first is written
-                # first (its documents before the catalog merges that announce their windows).
+                # first (its documents before the merges that announce them).
                 for name in list(pending):
-                    flush(name)
-        for collection in list(pending):
-            flush(collection)
+                    written += writer.flush(name, pending.pop(name))
+        if writer is not None:
+            for name in list(pending):
+                written += writer.flush(name, pending.pop(name))
     finally:
         if client is not None:
             client.close()
@@ -113,3 +258,13 @@ def partition_writer(target: MongoTarget,
         upsert_routed(target, to_documents(rows), stamp_field)
 
     return write
+
+
+def unavailable_reason(text: str) -> str | None:
+    """The message of a `StoreUnavailable` or `DeadLetterRefused` inside a Spark error's text (a Python traceback)."""
+    for name in (StoreUnavailable.__name__, DeadLetterRefused.__name__):
+        marker = f"{name}: "
+        at = text.rfind(marker)
+        if at >= 0:
+            return text[at + len(marker):].splitlines()[0].strip()
+    return None

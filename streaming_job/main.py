@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the run imports Spark only once it starts (so --help stays 
     from pyspark.sql.streaming import StreamingQuery
 
     from storage.sink import MongoTarget
+    from streaming_job.metrics import ProgressStore
 
 log = logging.getLogger("clickpulse.job")
 PROG = "clickpulse-job"
@@ -100,6 +101,9 @@ def main_parser() -> argparse.ArgumentParser:
                      help="keep documents this long after their last update ('none' keeps them forever)")
     val.add_argument("--mongo-writers", type=positive_int, default=None,
                      help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
+    val.add_argument("--sink-retry-for", type=duration, default=env("CLICKPULSE_SINK_RETRY_FOR", "5 minutes"),
+                     help="how long writes retry while MongoDB (or FerretDB's PostgreSQL) is unreachable before the "
+                          "job gives up and exits 1 (env CLICKPULSE_SINK_RETRY_FOR)")
     add_logging_arguments(p)
     return p
 
@@ -125,6 +129,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         fail_on_data_loss=ns.fail_on_data_loss == "true",
         mongo_writers=ns.mongo_writers,
         metrics=None if ns.metrics == "none" else ns.metrics,
+        sink_retry_for=ns.sink_retry_for,
     )
 
 
@@ -136,6 +141,8 @@ def run_cli(args: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     setup_logging(ns.log_level, ns.log_format, quiet=("py4j", "kafka", "pymongo"))
+    # py4j logs a foreachBatch error's whole traceback; the query then fails with it, and the job reports that.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every Python thread's stack
     return run(settings, json_logs=ns.log_format == "json")
 
@@ -152,7 +159,10 @@ class _Running:
     stop: threading.Event = field(default_factory=threading.Event)
     spark: SparkSession | None = None
     heartbeat: Heartbeat | None = None
+    progress: ProgressStore | None = None
     queries: list[StreamingQuery] = field(default_factory=list)
+    # Logged last, after the shutdown's own noise, so that the job's last line says why it failed.
+    errors: list[str] = field(default_factory=list)
 
 
 def run(s: JobSettings, json_logs: bool = False) -> int:
@@ -166,14 +176,14 @@ def run(s: JobSettings, json_logs: bool = False) -> int:
         has_ttl = _prepare_mongo(db, s)
         target, writers = _writers_for_server(running.client, s)
         running.spark = _start_session(s, json_logs)
-        _record_progress(running.spark, db)
+        running.progress = _record_progress(running.spark, db)
         running.heartbeat = _start_heartbeat(s)
         _start_retention(running.stop, db, s, has_ttl)
         _stop_on_sigterm()
         running.queries = start_queries(running.spark, s, target, writers)
         log.info("reading %s from %s (%s), checkpoints in %s", s.topic, s.bootstrap_servers, s.trigger.describe(),
                  s.checkpoint_dir)
-        return _await_queries(running.spark, running.queries, s)
+        return _await_queries(running.spark, running.queries, s, running.errors)
     except _CannotStart as e:
         log.error("%s", e)
         return 1
@@ -181,10 +191,17 @@ def run(s: JobSettings, json_logs: bool = False) -> int:
         log.info("stopping (signal received)")
         return 0
     except Exception as e:  # report, don't dump a Java stack into the user's terminal
-        _report_failure(e)
+        running.errors += _failure(e)
         return 1
     finally:
         _shut_down(running)
+
+
+def _retrier(s: JobSettings):
+    """A server that is down at start-up (a restart, a stack still coming up) gets the same patience as the writes."""
+    from storage.retry import Retrier
+
+    return Retrier(f"MongoDB at {mask_uri(s.mongo_uri)}", s.sink_retry_for, log)
 
 
 def _prepare_mongo(db: Database, s: JobSettings) -> bool:
@@ -194,10 +211,14 @@ def _prepare_mongo(db: Database, s: JobSettings) -> bool:
 
     from storage.indexes import ensure_indexes
     from storage.layout import write_layout
+    from storage.retry import StoreUnavailable
 
+    prepare = _retrier(s)
     try:
-        has_ttl = ensure_indexes(db, s.retention)
-        write_layout(db, s.layout())  # readers learn each aggregate's windows from it
+        has_ttl = prepare.call(lambda: ensure_indexes(db, s.retention))
+        prepare.call(lambda: write_layout(db, s.layout()))  # readers learn each aggregate's windows from it
+    except StoreUnavailable as e:
+        raise _CannotStart(f"cannot prepare MongoDB: {e}") from None
     except PyMongoError as e:
         raise _CannotStart(f"cannot prepare MongoDB at {mask_uri(s.mongo_uri)}: {short_error(e)}") from None
     log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
@@ -210,12 +231,12 @@ def _writers_for_server(client: MongoClient, s: JobSettings) -> tuple[MongoTarge
     from storage.client import is_ferretdb
     from storage.sink import MongoTarget
 
-    if not is_ferretdb(client):
-        return MongoTarget(s.mongo_uri, s.database), s.mongo_writers
+    if not _retrier(s).call(lambda: is_ferretdb(client)):
+        return MongoTarget(s.mongo_uri, s.database, retry_for=s.sink_retry_for), s.mongo_writers
     # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
     # commands from few writers keep its connection pool from running dry (seen to hang here).
     writers = s.mongo_writers or 1
-    target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25)
+    target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25, retry_for=s.sink_retry_for)
     log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers, target.ops_per_command)
     return target, writers
 
@@ -234,11 +255,14 @@ def _start_session(s: JobSettings, json_logs: bool) -> SparkSession:
     return spark
 
 
-def _record_progress(spark: SparkSession, db: Database) -> None:
-    """Every batch's progress goes to pipeline_metrics and pipeline_minutes (a streaming query listener)."""
-    from streaming_job.metrics import ProgressRecorder, progress_writer
+def _record_progress(spark: SparkSession, db: Database) -> ProgressStore:
+    """Every batch's progress goes to pipeline_metrics and pipeline_minutes (a listener hands it to a writer thread,
+    so Spark's listener bus never waits for MongoDB)."""
+    from streaming_job.metrics import ProgressRecorder, ProgressStore
 
-    spark.streams.addListener(ProgressRecorder(progress_writer(db)))
+    progress = ProgressStore(db)
+    spark.streams.addListener(ProgressRecorder(progress.put))
+    return progress
 
 
 def _start_heartbeat(s: JobSettings) -> Heartbeat | None:
@@ -265,31 +289,46 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
-def _await_queries(spark: SparkSession, queries: list[StreamingQuery], s: JobSettings) -> int:
-    """Wait for both queries (available-now) or for either to end (continuous); 1 when one failed."""
+def _await_queries(spark: SparkSession, queries: list[StreamingQuery], s: JobSettings, errors: list[str]) -> int:
+    """Wait for both queries (available-now) or for either to end (continuous); 1 when one failed (said in `errors`)."""
     if s.trigger.available_now:
         for q in queries:
             q.awaitTermination()
     else:
         spark.streams.awaitAnyTermination()
     failed = [q for q in queries if q.exception() is not None]
-    for q in failed:
-        log.error("query %s failed: %s", q.name, short_error(q.exception(), JOB_ERROR_CHARS))
+    errors += [f"query {q.name} failed: {failure_line(str(q.exception()))}" for q in failed]
     return 1 if failed else 0
 
 
-def _report_failure(e: Exception) -> None:
-    log.error("job failed: %s", short_error(e, JOB_ERROR_CHARS))
+def _failure(e: Exception) -> list[str]:
+    """What to say of an exception that ended the run."""
+    lines = [f"job failed: {failure_line(str(e)) if str(e) else type(e).__name__}"]
     if "data source: kafka" in str(e).lower():
         from streaming_job.session import KAFKA_PACKAGE
 
-        log.error("Spark's Kafka connector is missing: pass --packages %s to spark-submit", KAFKA_PACKAGE)
+        lines.append(f"Spark's Kafka connector is missing: pass --packages {KAFKA_PACKAGE} to spark-submit")
     log.debug("details", exc_info=True)
+    return lines
+
+
+def failure_line(text: str) -> str:
+    """One line for a failure: the sink's own message when MongoDB could not be written, else the text's first line."""
+    from storage.sink import unavailable_reason
+
+    reason = unavailable_reason(text)
+    if reason is None:
+        return short_error(Exception(text), JOB_ERROR_CHARS) if text else ""
+    return f"{reason} (see --sink-retry-for)" if "StoreUnavailable: " in text else reason
 
 
 def _shut_down(running: _Running) -> None:
-    """Stop what the run started: retention, queries, (the last progress events), heartbeat, client, Spark."""
+    """Stop what the run started: retention, queries, (the last progress events), heartbeat, client, Spark; then say
+    why the run failed, if it did."""
     running.stop.set()
+    if running.errors and running.spark is not None:
+        # The failure was seen and is reported below: stopping the other query after it is only noise.
+        running.spark.sparkContext.setLogLevel("OFF")
     for q in running.queries:
         try:
             q.stop()
@@ -297,11 +336,15 @@ def _shut_down(running: _Running) -> None:
             log.warning("stopping query %s: %s", q.name, e)
     if running.spark is not None:
         _drain_listener_events(running.spark)
+    if running.progress is not None:
+        running.progress.close()
     if running.heartbeat is not None:
         running.heartbeat.stop()
     running.client.close()
     if running.spark is not None:
         running.spark.stop()
+    for line in running.errors:
+        log.error("%s", line)
 
 
 def _human(d: timedelta) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +15,10 @@ from pymongo.database import Database
 from pyspark.sql.streaming import StreamingQueryListener
 
 from storage import contract as c
+from storage.retry import Retrier, StoreUnavailable
+from storage.retry import describe as describe_error
 from storage.rollup import MinuteRollups
-from storage.sink import upsert_operation
+from storage.sink import Merge, unavailable_reason, upsert_operation
 
 log = logging.getLogger("clickpulse.progress")
 
@@ -127,23 +131,103 @@ def describe(doc: dict[str, Any]) -> str:
             f" duplicates dropped {doc[c.DUPLICATES_DROPPED]}{extra}")
 
 
+def _store(db: Database, doc: dict[str, Any], collection: str, merge: Merge,
+           call: Callable[[Callable[[], Any]], Any] = lambda write: write()) -> None:
+    """Write one progress document, then its minute's sums; `call` runs each write (a `Retrier.call` retries them)."""
+    call(lambda: db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True))
+    op = upsert_operation(merge, {c.UPDATED_AT: datetime.now(UTC)})
+    call(lambda: db[collection].bulk_write([op]))
+
+
 def progress_writer(db: Database) -> Callable[[dict[str, Any]], None]:
-    """Store each progress document, and its query's sums for the minute (pipeline_minutes) after it.
+    """Store each progress document, and its query's sums for the minute (pipeline_minutes) after it, before returning.
 
     The sums are kept in memory per run and rewritten whole each time, so a failed write heals with the next batch.
+    The job itself writes through a `ProgressStore`, which never makes Spark's listener wait.
     """
     rollups = MinuteRollups()
 
     def write(doc: dict[str, Any]) -> None:
-        collection, merge = rollups.add(doc)
-        db[c.PIPELINE_METRICS].replace_one({c.ID: doc[c.ID]}, doc, upsert=True)
-        db[collection].bulk_write([upsert_operation(merge, {c.UPDATED_AT: datetime.now(UTC)})])
+        _store(db, doc, *rollups.add(doc))
 
     return write
 
 
+class ProgressStore:
+    """Stores progress documents and their minute sums (pipeline_minutes) from a thread of its own.
+
+    `put` returns at once, so the listener bus never waits for MongoDB. While MongoDB fails, the thread retries with
+    backoff (logging the outage once, and once when it ends) and at most `capacity` documents wait; beyond that the
+    oldest is dropped. The minute sums are cumulative, so a later merge still carries a dropped batch's numbers: only
+    that batch's own pipeline_metrics document is lost.
+    """
+
+    def __init__(self, db: Database, capacity: int = 1000) -> None:
+        self._db = db
+        self._capacity = capacity
+        self._rollups = MinuteRollups()
+        self._waiting: deque[tuple[dict[str, Any], str, Merge]] = deque()
+        self._changed = threading.Condition()
+        self._closing = False
+        self._writing = False
+        self._dropped = 0
+        self._stop = threading.Event()
+        self._retrier = Retrier("MongoDB (progress metrics)", None, log, stop=self._stop)
+        self._thread = threading.Thread(target=self._run, name="clickpulse-progress", daemon=True)
+        self._thread.start()
+
+    def put(self, doc: dict[str, Any]) -> None:
+        """Queue one progress document (and its minute's new sums, computed now, in batch order)."""
+        collection, merge = self._rollups.add(doc)
+        with self._changed:
+            if len(self._waiting) >= self._capacity:
+                self._waiting.popleft()
+                self._dropped += 1
+                if self._dropped == 1:
+                    log.warning("progress documents are piling up (MongoDB is failing): dropping the oldest beyond %d",
+                                self._capacity)
+            self._waiting.append((doc, collection, merge))
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting and not self._closing:
+                    self._changed.wait()
+                if not self._waiting:
+                    return
+                doc, collection, merge = self._waiting.popleft()
+                self._writing = True
+            try:
+                _store(self._db, doc, collection, merge, self._retrier.call)
+            except StoreUnavailable:
+                return  # stopped while MongoDB was failing
+            except Exception as e:  # refused (not unreachable): this document only
+                log.warning("could not store progress of %s batch %s: %s", doc[c.QUERY], doc[c.BATCH_ID], describe_error(e))
+            finally:
+                with self._changed:
+                    self._writing = False
+            if self._dropped:
+                log.warning("dropped the %d oldest progress documents while MongoDB was failing", self._dropped)
+                self._dropped = 0
+
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store what is waiting, for up to `timeout` seconds; then give up on the rest, saying how much."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._stop.set()  # interrupts the retry's wait
+            self._thread.join(5.0)
+            with self._changed:
+                left = len(self._waiting) + int(self._writing)
+            log.warning("%d progress document(s) not stored: MongoDB was failing when the job stopped", left)
+
+
 class ProgressRecorder(StreamingQueryListener):
-    """Writes each batch's progress through `write` (a closure over the job's Mongo client) and logs it."""
+    """Logs each batch's progress and hands it to `write` (`ProgressStore.put`, which never blocks on MongoDB)."""
 
     def __init__(self, write: Callable[[dict[str, Any]], None]) -> None:
         super().__init__()
@@ -165,6 +249,8 @@ class ProgressRecorder(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:
         if event.exception:
-            log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+            # The job reports the failure itself, as its last line: here it is only part of the story.
+            reason = unavailable_reason(event.exception)
+            log.info("query %s failed: %s", event.id, reason or event.exception.splitlines()[0])
         else:
             log.info("query %s stopped", event.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -57,6 +58,29 @@ PROMETHEUS_DEFAULTS = {
 JSON_LOG_DEFAULTS = {"spark.log.structuredLogging.enabled": "true"}
 
 
+# Spark gives a task on a local master one attempt, and reads no `spark.task.maxFailures` there: only the master
+# string `local[N,F]` allows F attempts. The job's Mongo writes ride out outages themselves; task attempts cover the
+# rest (a Kafka fetch during a broker restart, a Python worker that died).
+LOCAL_TASK_ATTEMPTS = 4
+_LOCAL = re.compile(r"^local(?:\[\s*(\*|\d+)\s*\])?$")
+
+
+def local_master(master: str | None, max_failures: str | None = None) -> str | None:
+    """The master to use instead of `master` so that failed tasks are retried; None to keep `master` as it is.
+
+    No master becomes `local[*,F]`; `local` and `local[N]` (spark-submit's default is `local[*]`) keep their threads
+    and get F attempts: `spark.task.maxFailures` when given, else LOCAL_TASK_ATTEMPTS. A master that names its attempts
+    (`local[N,F]`, so `local[N,1]` for none) and cluster masters are kept.
+    """
+    attempts = int(max_failures) if max_failures and max_failures.strip().isdigit() else LOCAL_TASK_ATTEMPTS
+    if master is None:
+        return f"local[*,{attempts}]"
+    m = _LOCAL.match(master.strip())
+    if m is None:
+        return None
+    return f"local[{m.group(1) or 1},{attempts}]"
+
+
 def job_confs(s: JobSettings, user: Mapping[str, str], json_logs: bool = False) -> dict[str, str]:
     """The Spark properties the job sets on its session, given those the user set (spark-submit --conf, defaults file).
 
@@ -89,8 +113,9 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
         SparkContext._ensure_initialized()
     user = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name)
-    if "spark.master" not in user:
-        builder = builder.master("local[*]")
+    master = local_master(user.get("spark.master"), user.get("spark.task.maxFailures"))
+    if master is not None:
+        builder = builder.master(master)
     confs = job_confs(s, user, json_logs)
     if user.get("spark.master", "local").startswith("local"):
         if not (os.environ.get("PYSPARK_PYTHON") or "spark.pyspark.python" in user):

@@ -79,6 +79,7 @@ class JobSettings:
     fail_on_data_loss: bool = True
     mongo_writers: int | None = None
     metrics: str | None = None  # "prometheus": Spark's PrometheusServlet and streaming metrics
+    sink_retry_for: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -107,6 +108,8 @@ class JobSettings:
             raise ValueError(f"--metrics must be none or prometheus, got {self.metrics!r}")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
+        if self.sink_retry_for < timedelta(0):
+            raise ValueError("--sink-retry-for must not be negative")
 
     def layout(self) -> Layout:
         """The windows this job computes, as readers of its output need them (storage/layout.py)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.__main__ import run_cli
+from tests.job.jobrun import poll
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,8 @@ def test_mongo_server_answers_ping(stack):
 
 def test_starting_a_running_stack_again_is_harmless(stack):
     # When up() is called on servers that already run, Then nothing is started twice.
-    assert stack.up() == {"mongo": False, "kafka": False}
+    started = stack.up()
+    assert {"mongo", "kafka"} <= set(started) and not any(started.values())
 
 
 def test_status_cli_exits_zero_when_both_servers_answer(stack, capsys):
@@ -68,3 +70,39 @@ def test_kraft_cluster_ids_never_start_with_a_dash():
     from devstack.kafka import cluster_id
 
     assert not any(cluster_id().startswith("-") for _ in range(2000))
+
+
+def test_up_restarts_a_postgresql_that_died_under_a_running_ferretdb(tmp_path, capsys):
+    import json
+    import os
+    import signal
+
+    from devstack.process import pid_alive
+    from devstack.stack import LocalStack
+
+    other = LocalStack.on_free_ports(tmp_path / "healing")
+    pg = other.mongo.postgres
+    if pg is None:
+        pytest.skip("mongod on PATH: no PostgreSQL under it")
+    ports = ["--data-dir", str(other.data_dir), "--kafka-port", str(other.kafka_port), "--kafka-controller-port",
+             str(other.kafka_controller_port), "--mongo-port", str(other.mongo_port), "--postgres-port",
+             str(other.postgres_port)]
+    try:
+        # Given a FerretDB whose PostgreSQL died (kill -9 of its postmaster)
+        other.mongo.start()
+        postmaster = int((pg.cluster_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        poll(lambda: not pid_alive(postmaster) and pg.process.pid() is None, timeout=30, what="PostgreSQL to die")
+        # Then status tells the parts apart: PostgreSQL is down while FerretDB still runs
+        assert run_cli(["status", "--json", *ports]) == 1
+        rows = {r["server"].split()[0]: r for r in json.loads(capsys.readouterr().out)}
+        assert (rows["postgres"]["pid"], rows["postgres"]["answers"]) == (None, False)
+        assert rows["mongo"]["pid"] is not None
+        # When the stack is brought up (its Mongo-wire part: Kafka has no part in this)
+        started = other.mongo.start()
+        # Then PostgreSQL was started again, FerretDB kept running, and it answers
+        assert started == {"postgres": True, "mongo": False}
+        assert other.mongo.ping()
+    finally:
+        other.down()
+        pg.remove()

@@ -82,7 +82,28 @@ def test_each_query_gets_its_own_checkpoint_directory():
 
 
 def test_mongo_unreachable_exits_1_with_the_uri_masked(caplog):
-    code = run_cli(["--mongo-uri", "mongodb://app:s3cret@127.0.0.1:1/", "--trigger", "available-now"])
+    code = run_cli(["--mongo-uri", "mongodb://app:s3cret@127.0.0.1:1/", "--trigger", "available-now",
+                    "--sink-retry-for", "0s"])
     assert code == 1
     assert "mongodb://app:***@127.0.0.1:1/" in caplog.text
     assert "s3cret" not in caplog.text
+
+
+def test_writes_ride_out_five_minutes_of_outage_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("CLICKPULSE_SINK_RETRY_FOR", raising=False)
+    assert settings().sink_retry_for == timedelta(minutes=5)
+    monkeypatch.setenv("CLICKPULSE_SINK_RETRY_FOR", "30s")
+    assert settings().sink_retry_for == timedelta(seconds=30)
+    assert settings("--sink-retry-for", "1h").sink_retry_for == timedelta(hours=1)
+
+
+def test_mongo_unreachable_at_start_is_waited_for_then_reported_in_one_line(caplog):
+    # Given nothing listens at the URI, When the job may wait one second for it
+    code = run_cli(["--mongo-uri", "mongodb://127.0.0.1:1/", "--trigger", "available-now", "--sink-retry-for", "1s"])
+    # Then it said it was retrying, then gave up with one error line naming the server and the last error
+    assert code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].startswith("cannot prepare MongoDB: MongoDB at mongodb://127.0.0.1:1/ still failing after ")
+    assert "Connection refused" in errors[0]
+    assert any("retrying for up to 1 s" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
