@@ -25,10 +25,11 @@ PIPELINE_MINUTES = "pipeline_minutes"
 PIPELINE_LAYOUT = "pipeline_layout"
 ALERTS = "alerts"  # written by the alerts program (alerts/), see below
 DEAD_LETTERS = "dead_letters"  # what the sink could not write, see below
+BOT_ACTIVITY = "bot_activity"  # users sending more events a second than a person does, see below
 
 AGGREGATE_COLLECTIONS = (ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS)
 ALL_COLLECTIONS = (*AGGREGATE_COLLECTIONS, INVALID_EVENTS, PIPELINE_METRICS, PIPELINE_MINUTES, PIPELINE_LAYOUT, ALERTS,
-                   DEAD_LETTERS)
+                   DEAD_LETTERS, BOT_ACTIVITY)
 
 ID = "_id"
 UPDATED_AT = "updated_at"
@@ -337,3 +338,17 @@ def dead_letter_id(collection: str, document_id: str, field: str | None = None) 
     if len(full) <= DEAD_LETTER_ID_CHARS:
         return full
     return f"{full[: DEAD_LETTER_ID_CHARS - 17]}~{hashlib.sha256(full.encode()).hexdigest()[:16]}"
+
+
+# bot_activity: one document per user and second of event time in which the user sent more valid events (after
+# deduplication) than the job's --bot-max-events-per-second: {_id: "<second>|<escaped user_id>", user_id, second (its
+# start), events, first and last ({partition, offset}: the Kafka coordinates of the user's first and last event of
+# that second), day, hour (buckets of `second`), updated_at}. Complete values, so a replay rewrites the same document.
+SECOND = "second"
+FIRST = "first"
+LAST = "last"
+
+
+def bot_activity_id(second: datetime, user_id: str) -> str:
+    """Document id of one user's second of bot activity."""
+    return f"{iso_minute(second)}|{escape_key(user_id)}"

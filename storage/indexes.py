@@ -29,6 +29,8 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     # Not unique: a second unique index would stop MongoDB retrying concurrent upserts of one new `_id`.
     (c.PIPELINE_MINUTES, [(c.HOUR, ASCENDING), (c.MINUTE, DESCENDING)], False),
     (c.PIPELINE_MINUTES, [(c.MINUTE, DESCENDING)], False),
+    (c.BOT_ACTIVITY, [(c.HOUR, ASCENDING), (c.SECOND, DESCENDING)], False),
+    (c.BOT_ACTIVITY, [(c.DAY, ASCENDING), (c.SECOND, DESCENDING)], False),
     (c.ALERTS, [(c.STATE, ASCENDING)], False),
     (c.ALERTS, [(c.DAY, ASCENDING), (c.STARTED_AT, DESCENDING)], False),
 )
@@ -43,6 +45,7 @@ RETENTION_FIELD = {
     c.PIPELINE_METRICS: c.TIMESTAMP,
     c.PIPELINE_MINUTES: c.UPDATED_AT,
     c.PIPELINE_LAYOUT: c.UPDATED_AT,
+    c.BOT_ACTIVITY: c.UPDATED_AT,
     c.ALERTS: c.UPDATED_AT,  # an episode still open is rewritten every round, so only closed ones expire
     c.DEAD_LETTERS: c.FAILED_AT,
 }

@@ -38,6 +38,7 @@ _BATCH_FIELDS = {
     c.PROCESSED_ROWS_PER_SECOND: 1, c.BATCH_DURATION_MS: 1, c.WATERMARK: 1, c.STATE_ROWS: 1,
     c.DROPPED_BY_WATERMARK: 1, c.DUPLICATES_DROPPED: 1, c.VALID_ROWS: 1, c.INVALID_ROWS: 1,
 }
+HOURLY_UP_TO = timedelta(days=2)  # events of longer ranges are read a day bucket at a time
 _INVALID_FIELDS = {c.ID: 0, c.REASON: 1, c.DETAIL: 1, c.RAW: 1, c.RAW_TRUNCATED: 1, c.TOPIC: 1, c.PARTITION: 1,
                    c.OFFSET: 1, c.KAFKA_TIMESTAMP: 1}
 
@@ -239,10 +240,31 @@ def batch_end_offsets(db: Database, batch_doc_id: str) -> list[Doc] | None:
     return None if doc is None or c.END_OFFSETS not in doc else list(doc[c.END_OFFSETS])
 
 
+# --- bot activity --------------------------------------------------------------------------------------------------
+
+_BOT_FIELDS = {c.ID: 0, c.USER_ID: 1, c.SECOND: 1, c.EVENTS: 1, c.FIRST: 1, c.LAST: 1}
+
+
+def bot_activity(db: Database, after: datetime, until: datetime, limit: int) -> list[Doc]:
+    """Seconds of bot activity in `(after, until]`, newest first, at most `limit`: [{user_id, second, events, first,
+    last}] (read an hour bucket at a time)."""
+    bucket = c.HOUR if until - after <= HOURLY_UP_TO else c.DAY
+    found: list[Doc] = []
+    for b in c.buckets_between(bucket, after, until):
+        found += [d for d in db[c.BOT_ACTIVITY].find({bucket: b}, _BOT_FIELDS) if after < utc(d[c.SECOND]) <= until]
+        if len(found) >= limit:
+            break
+    return sorted(found, key=lambda d: (utc(d[c.SECOND]), d[c.USER_ID]), reverse=True)[:limit]
+
+
+def bot_users(db: Database, window: Doc) -> set[str]:
+    """Users who were bots in at least one second of the window (for figures that leave bot users out)."""
+    start, end = utc(window[c.WINDOW_START]), utc(window[c.WINDOW_END])
+    return {d[c.USER_ID] for d in bot_activity(db, start - timedelta(microseconds=1), end - timedelta(microseconds=1),
+                                                 limit=10**9)}
+
+
 # --- invalid events ------------------------------------------------------------------------------------------------
-
-HOURLY_UP_TO = timedelta(days=2)  # invalid events of longer ranges are read a day bucket at a time
-
 
 def invalid_events(db: Database, after: datetime, until: datetime, limit: int) -> list[Doc]:
     """Invalid events whose Kafka timestamp is in `(after, until]`, newest first, at most `limit` (whole documents)."""
