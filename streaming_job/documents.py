@@ -13,7 +13,7 @@ from typing import Any
 
 from storage import contract as c
 from storage.sink import Merge
-from streaming_job.windows import ACTIVE_USERS, PAGE_VIEWS, USER_SESSIONS
+from streaming_job.windows import ACTIVE_USERS, BOT_ACTIVITY, PAGE_VIEWS, USER_SESSIONS, kafka_position
 
 Pair = tuple[str, dict[str, Any] | Merge]
 
@@ -25,25 +25,34 @@ MAX_BUFFERED_VALUES = 200_000
 
 # Written in this order within a partition: the panes before the active-users windows, because the report finds
 # windows through active_users and should find their panes written.
-_ORDER = (USER_SESSIONS, PAGE_VIEWS, ACTIVE_USERS)
+_ORDER = (USER_SESSIONS, PAGE_VIEWS, ACTIVE_USERS, BOT_ACTIVITY)
 
 
 def _seconds(start: datetime, end: datetime) -> int:
     return int((end - start).total_seconds())
 
 
-def _bucket(r: Any) -> tuple[str, str, dict[str, Any], str, int]:
-    """(collection, document id, the document's own fields, value's field, value) of one aggregate row."""
+def _coordinates(position: int) -> dict[str, int]:
+    partition, offset = kafka_position(int(position))
+    return {c.PARTITION: partition, c.OFFSET: offset}
+
+
+def _bucket(r: Any) -> tuple[str, str, dict[str, Any], dict[str, int]]:
+    """(collection, document id, the document's own fields, the values it `$set`s) of one aggregate row."""
     if r.kind == ACTIVE_USERS:
         day, key = c.window_day_key(r.window_start)
         head = {c.DAY: day, c.WINDOW_SECONDS: _seconds(r.window_start, r.window_end)}
-        return ACTIVE_USERS, day, head, f"{c.ACTIVE_USERS_COUNT}.{key}", int(r.users)
+        return ACTIVE_USERS, day, head, {f"{c.ACTIVE_USERS_COUNT}.{key}": int(r.users)}
+    if r.kind == BOT_ACTIVITY:  # one whole document per user and second
+        doc = {c.USER_ID: r.key, c.SECOND: r.window_start, c.EVENTS: int(r.events), c.FIRST: _coordinates(r.first),
+               c.LAST: _coordinates(r.last), **c.time_buckets(r.window_start)}
+        return BOT_ACTIVITY, c.bot_activity_id(r.window_start, r.key), doc, {}
     shard = c.shard_of(r.key, r.kind)
     head = {c.PANE_START: r.window_start, c.PANE_END: r.window_end, c.SHARD: shard}
     if r.kind == USER_SESSIONS:
-        return USER_SESSIONS, c.pane_id(r.window_start, shard), head, f"{c.EVENTS}.{c.session_key(r.key, r.subkey)}", \
-            int(r.events)
-    return PAGE_VIEWS, c.pane_id(r.window_start, shard), head, f"{c.VIEWS}.{c.escape_key(r.key)}", int(r.events)
+        return USER_SESSIONS, c.pane_id(r.window_start, shard), head, {
+            f"{c.EVENTS}.{c.session_key(r.key, r.subkey)}": int(r.events)}
+    return PAGE_VIEWS, c.pane_id(r.window_start, shard), head, {f"{c.VIEWS}.{c.escape_key(r.key)}": int(r.events)}
 
 
 class _Buckets:
@@ -53,12 +62,11 @@ class _Buckets:
         self._docs: dict[tuple[str, str], dict[str, Any]] = {}
         self.values = 0
 
-    def add(self, collection: str, doc_id: str, head: dict[str, Any], field: str, value: int) -> Merge | None:
-        """Add one value; return the bucket's `Merge` (and forget it) once it holds MAX_VALUES_PER_WRITE values."""
+    def add(self, collection: str, doc_id: str, head: dict[str, Any], values: dict[str, int]) -> Merge | None:
+        """Add values; return the bucket's `Merge` (and forget it) once it holds MAX_VALUES_PER_WRITE values."""
         fields = self._docs.setdefault((collection, doc_id), dict(head))
-        if field not in fields:
-            self.values += 1
-        fields[field] = value
+        self.values += sum(1 for f in values if f not in fields)
+        fields.update(values)
         if len(fields) - len(head) >= MAX_VALUES_PER_WRITE:
             self.values -= len(fields) - len(head)
             return Merge(doc_id, self._docs.pop((collection, doc_id)))
@@ -81,8 +89,8 @@ def aggregate_documents(rows: Iterable[Any]) -> Iterator[Pair]:
     """
     buckets = _Buckets()
     for r in rows:
-        collection, doc_id, head, field, value = _bucket(r)
-        full = buckets.add(collection, doc_id, head, field, value)
+        collection, doc_id, head, values = _bucket(r)
+        full = buckets.add(collection, doc_id, head, values)
         if full is not None:
             yield collection, full
         if buckets.values >= MAX_BUFFERED_VALUES:

@@ -104,6 +104,12 @@ def main_parser() -> argparse.ArgumentParser:
     val.add_argument("--sink-retry-for", type=duration, default=env("CLICKPULSE_SINK_RETRY_FOR", "5 minutes"),
                      help="how long writes retry while MongoDB (or FerretDB's PostgreSQL) is unreachable before the "
                           "job gives up and exits 1 (env CLICKPULSE_SINK_RETRY_FOR)")
+    bots = p.add_argument_group("bots")
+    bots.add_argument("--bot-filter", choices=["on", "off"], default="on",
+                      help="record users who send more events in one second of event time than a person does "
+                           "(collection bot_activity, shown in the report); their events still count")
+    bots.add_argument("--bot-max-events-per-second", type=positive_int, default=10,
+                      help="more valid events than this from one user in one second make the user a bot for it")
     add_logging_arguments(p)
     return p
 
@@ -130,6 +136,7 @@ def settings_from_args(ns: argparse.Namespace) -> JobSettings:
         mongo_writers=ns.mongo_writers,
         metrics=None if ns.metrics == "none" else ns.metrics,
         sink_retry_for=ns.sink_retry_for,
+        bot_max_events_per_second=ns.bot_max_events_per_second if ns.bot_filter == "on" else None,
     )
 
 

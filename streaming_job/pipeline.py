@@ -26,7 +26,16 @@ from streaming_job import partitions as kp
 from streaming_job.documents import aggregate_documents, invalid_documents
 from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
-from streaming_job.windows import KIND, WINDOW_START, aggregate, deduplicate, window_rows, with_watermark, with_window_start
+from streaming_job.windows import (
+    KIND,
+    WINDOW_START,
+    aggregate,
+    deduplicate,
+    over_bot_limit,
+    window_rows,
+    with_watermark,
+    with_window_start,
+)
 
 Step = Callable[[DataFrame], DataFrame]
 log = logging.getLogger(__name__)
@@ -60,7 +69,8 @@ def count_steps(s: JobSettings, partitions: Sequence[int] = ()) -> list[Step]:
         _observe(c.AGGREGATES_QUERY, F.count(F.lit(1)).alias(c.VALID_ROWS), *per_partition(c.VALID_ROWS)),
         deduplicate,
         *observe_kept,
-        window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark),
+        window_rows(s.active_users_window, s.sessions_window, s.page_views_window, s.watermark,
+                    bots=s.bot_max_events_per_second is not None),
         aggregate,
     ]
 
@@ -75,8 +85,9 @@ def union_all(frames: Sequence[DataFrame]) -> DataFrame:
 
 
 def output_steps(s: JobSettings) -> list[Step]:
-    """Aggregated rows of one batch -> rows ready to become documents."""
-    return [with_window_start(s.active_users_window, s.sessions_window, s.page_views_window)]
+    """Aggregated rows of one batch -> rows ready to become documents (people's seconds left out)."""
+    return [over_bot_limit(s.bot_max_events_per_second),
+            with_window_start(s.active_users_window, s.sessions_window, s.page_views_window)]
 
 
 def _observe(name: str, *metrics) -> Step:

@@ -80,6 +80,9 @@ class JobSettings:
     mongo_writers: int | None = None
     metrics: str | None = None  # "prometheus": Spark's PrometheusServlet and streaming metrics
     sink_retry_for: timedelta = timedelta(minutes=5)
+    # Users sending more valid events than this in one second of event time are recorded as bots (bot_activity);
+    # None: no bot flagging.
+    bot_max_events_per_second: int | None = 10
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -108,6 +111,8 @@ class JobSettings:
             raise ValueError(f"--metrics must be none or prometheus, got {self.metrics!r}")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("--retention must be positive (or 'none')")
+        if self.bot_max_events_per_second is not None and self.bot_max_events_per_second < 1:
+            raise ValueError("--bot-max-events-per-second must be at least 1")
         if self.sink_retry_for < timedelta(0):
             raise ValueError("--sink-retry-for must not be negative")
 

@@ -158,9 +158,9 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
 
 
 def valid_events(df: DataFrame) -> DataFrame:
-    """The events that passed every check, with only the columns the aggregates need (and their Kafka partition)."""
+    """The events that passed every check, with only the columns the aggregates need (and their Kafka coordinates)."""
     return df.where(F.col(REASON).isNull()).select(
-        EVENT_TIME, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL, DEDUP_KEY, c.PARTITION
+        EVENT_TIME, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL, DEDUP_KEY, c.PARTITION, c.OFFSET
     )
 
 

@@ -8,6 +8,7 @@ becomes a few rows, each naming the aggregate (`kind`) it feeds and the time slo
 | `active_users`  | each sliding window of the event   | ''        | ''         | users = distinct user ids           |
 | `user_sessions` | the event's pane (one slide long)  | user_id   | session_id | events of the user in that session  |
 | `page_views`    | the event's pane                   | page_url  | ''         | events = views (page_view only)     |
+| `bot_activity`  | the event's second (when flagged)  | user_id   | ''         | events; first/last Kafka positions  |
 
 Active users need a set of users per window: a distinct count over a window cannot be added up from smaller slices.
 Sessions per user and page views can: a window's page views are the sum of its panes' views, and a user's sessions
@@ -16,6 +17,13 @@ in a window are the distinct session ids of its panes. So those two are counted 
 15-minute page windows make 5 + 1 + 1 = 7 rows per page view (25 when every aggregate was counted per window).
 
 The state keeps, per slot and key, a count and (for active users) the set of distinct users, so every number is exact.
+
+Bots: a user with more valid events than the limit in one second of event time is a bot for that second; the
+`bot_activity` rows count each user's events per second, and the writer keeps those over the limit. Keeping the bot's
+events out of the other aggregates would need a second stateful operator that ranks a user's events in offset order
+across batches before the aggregation: Spark allows one only as a Python (pandas, Arrow) stateful function on every
+event, which this job does not run on its hot path. So bot events still count; they are recorded, and the report shows
+the figures that stay exact without bot users.
 """
 
 from __future__ import annotations
@@ -39,10 +47,16 @@ WINDOW_START = "window_start"
 WINDOW_END = "window_end"
 EVENTS = "events"
 USERS = "users"
+POSITION = "position"  # a Kafka record's partition and offset in one long: partition * 2**40 + offset
+FIRST = "first"
+LAST = "last"
 # The aggregates, named as the collections they are stored in.
-ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS = c.ACTIVE_USERS, c.USER_SESSIONS, c.PAGE_VIEWS
+ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY = c.ACTIVE_USERS, c.USER_SESSIONS, c.PAGE_VIEWS, c.BOT_ACTIVITY
+OFFSET_BITS = 40
+SECOND_US = 1_000_000
 
-_SLOT = f"struct<{KIND}:string,{WINDOW_END}:timestamp,{KEY}:string,{SUBKEY}:string,{MEMBER}:string>"
+_SLOT = (f"struct<{KIND}:string,{WINDOW_END}:timestamp,{KEY}:string,{SUBKEY}:string,{MEMBER}:string,"
+         f"{POSITION}:bigint>")
 
 # Spark's own marker for an event-time column (EventTimeWatermark.delayKey). Slot ends computed
 # with arithmetic lose it, and without it the aggregation would never evict old slots.
@@ -70,9 +84,10 @@ def deduplicate(df: DataFrame) -> DataFrame:
     return df.dropDuplicatesWithinWatermark([DEDUP_KEY])
 
 
-def _slot(kind: str, end: Column, key: Column, subkey: Column, member: Column) -> Column:
+def _slot(kind: str, end: Column, key: Column, subkey: Column, member: Column,
+          position: Column | None = None) -> Column:
     return F.struct(F.lit(kind).alias(KIND), end.alias(WINDOW_END), key.alias(KEY), subkey.alias(SUBKEY),
-                    member.alias(MEMBER))
+                    member.alias(MEMBER), (F.lit(None).cast("bigint") if position is None else position).alias(POSITION))
 
 
 def _last_start(spec: WindowSpec) -> Column:
@@ -94,9 +109,22 @@ def _pane(spec: WindowSpec, kind: str, key: Column, subkey: Column) -> Column:
     return F.array(_slot(kind, end, key, subkey, F.lit(None).cast("string")))
 
 
-def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec,
-                watermark: timedelta) -> Callable[[DataFrame], DataFrame]:
-    """Expand each event into its slot rows for all three aggregates (see the module docstring)."""
+def _second(kind: str) -> Column:
+    """Array with the one slot of the event's second, carrying the event's Kafka position."""
+    end = F.timestamp_micros((F.floor(F.unix_micros(F.col(EVENT_TIME)) / SECOND_US) + 1) * SECOND_US)
+    position = F.col(c.PARTITION).cast("bigint") * F.lit(1 << OFFSET_BITS) + F.col(c.OFFSET)
+    return F.array(_slot(kind, end, F.col(ev.USER_ID), F.lit(""), F.lit(None).cast("string"), position))
+
+
+def kafka_position(position: int) -> tuple[int, int]:
+    """(partition, offset) of a POSITION value."""
+    return position >> OFFSET_BITS, position & ((1 << OFFSET_BITS) - 1)
+
+
+def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec, watermark: timedelta,
+                bots: bool = False) -> Callable[[DataFrame], DataFrame]:
+    """Expand each event into its slot rows for all three aggregates, and its second for bot flagging (see the module
+    docstring)."""
     delay_ms = int(watermark.total_seconds() * 1000)
 
     def step(df: DataFrame) -> DataFrame:
@@ -106,6 +134,7 @@ def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec,
             _pane(sessions, USER_SESSIONS, F.col(ev.USER_ID), F.col(ev.SESSION_ID)),
             F.when(is_page_view, _pane(pages, PAGE_VIEWS, F.col(ev.PAGE_URL), F.lit("")))
             .otherwise(F.array().cast(f"array<{_SLOT}>")),
+            *([_second(BOT_ACTIVITY)] if bots else []),
         )
         exploded = df.select(F.explode(rows).alias("w")).select("w.*")
         # The slot's end is the event-time column of the aggregation: a slot is final, and its state
@@ -118,11 +147,25 @@ def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec,
 
 
 def aggregate(df: DataFrame) -> DataFrame:
-    """Exact count of rows and of distinct members per (kind, slot, key, subkey)."""
+    """Exact count of rows and of distinct members per (kind, slot, key, subkey), and the first and last Kafka
+    positions of the rows that carry one (bot seconds)."""
     return df.groupBy(KIND, WINDOW_END, KEY, SUBKEY).agg(
         F.count(F.lit(1)).alias(EVENTS),
         F.size(F.collect_set(MEMBER)).alias(USERS),
+        F.min(POSITION).alias(FIRST),
+        F.max(POSITION).alias(LAST),
     )
+
+
+def over_bot_limit(limit: int | None) -> Callable[[DataFrame], DataFrame]:
+    """Keep bot-second rows only where the user sent more than `limit` events in that second (the others are people)."""
+
+    def step(df: DataFrame) -> DataFrame:
+        if limit is None:
+            return df
+        return df.where((F.col(KIND) != BOT_ACTIVITY) | (F.col(EVENTS) > limit))
+
+    return step
 
 
 def with_window_start(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec) -> Callable[[DataFrame], DataFrame]:
@@ -132,6 +175,7 @@ def with_window_start(active: WindowSpec, sessions: WindowSpec, pages: WindowSpe
         length_us = (
             F.when(F.col(KIND) == ACTIVE_USERS, F.lit(active.size_us))
             .when(F.col(KIND) == USER_SESSIONS, F.lit(sessions.slide_us))
+            .when(F.col(KIND) == BOT_ACTIVITY, F.lit(SECOND_US))
             .otherwise(F.lit(pages.slide_us))
         )
         end = F.col(WINDOW_END)
@@ -143,6 +187,8 @@ def with_window_start(active: WindowSpec, sessions: WindowSpec, pages: WindowSpe
             SUBKEY,
             EVENTS,
             USERS,
+            FIRST,
+            LAST,
         )
 
     return step

@@ -94,14 +94,17 @@ def buckets(t: datetime) -> dict[str, str]:
     return {"day": f"{u.year:04d}-{u.month:02d}-{u.day:02d}", "hour": f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}"}
 
 
-def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(15, 1)) -> dict[str, dict[str, dict]]:
-    """Every window of every aggregate, keyed `<window start>` or `<window start>|<key>`, and every invalid event
-    (without stored_at), keyed by its Kafka coordinates."""
+def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(15, 1),
+             bot_limit: int | None = 10) -> dict[str, dict[str, dict]]:
+    """Every window of every aggregate, keyed `<window start>` or `<window start>|<key>`, every invalid event (without
+    stored_at), keyed by its Kafka coordinates, and every second in which a user sent more than `bot_limit` events
+    (keyed `<second>|<user>`)."""
     seen: set[str] = set()
     invalid: dict[str, dict] = {}
     users: dict[datetime, set] = defaultdict(set)
     per_user: dict[tuple, list] = defaultdict(lambda: [0, set()])
     views: dict[tuple, int] = defaultdict(int)
+    seconds: dict[tuple, list] = defaultdict(list)  # (second, user) -> Kafka coordinates of its events
     for rec in records:
         reason, ev = classify(rec)
         if reason:
@@ -114,6 +117,7 @@ def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(1
         if ev["key"] in seen:
             continue
         seen.add(ev["key"])
+        seconds[(ev["time"].replace(microsecond=0), ev["user"])].append((rec.partition, rec.offset))
         a_size, a_slide = (timedelta(minutes=x) for x in active)
         for ws in _windows(ev["time"], a_size, a_slide):
             users[ws].add(ev["user"])
@@ -143,4 +147,15 @@ def expected(records: Iterable[Record], active=(5, 1), sessions=(5, 1), pages=(1
                                            "views": n}
                        for (ws, p), n in views.items()},
         "invalid_events": invalid,
+        "bot_activity": {} if bot_limit is None else {
+            f"{iso(sec)}|{_escaped(u)}": {"user_id": u, "second": naive(sec), "events": len(at),
+                                          "first": dict(zip(("partition", "offset"), min(at), strict=True)),
+                                          "last": dict(zip(("partition", "offset"), max(at), strict=True)),
+                                          **buckets(sec)}
+            for (sec, u), at in seconds.items() if len(at) > bot_limit},
     }
+
+
+def _escaped(text: str) -> str:
+    """A user id as a field name: "%", ".", "$", "|" and control characters as %XX (the storage contract's rule)."""
+    return "".join(f"%{ord(ch):02X}" if ch in "%.$|" or ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)

@@ -51,6 +51,14 @@ def clicks(seed: int, n: int, start: datetime, span: timedelta, users: int = 40,
         out.append((user.encode(), value))
         if i % 17 == 0:  # at-least-once delivery: the same record again
             out.append((user.encode(), value))
+        if i % 701 == 350:  # a bot's burst within one second: 10 (a person, at the limit), 11 or 25 events
+            bot, burst = f"bot_{i}", (10, 11, 25)[(i // 701) % 3]
+            second = t.replace(microsecond=0)
+            for j in range(burst):
+                b = {"event_id": f"{prefix}{seed}-{i}-b{j}", "user_id": bot, "session_id": f"sess_{bot}",
+                     "timestamp": _iso(second + timedelta(milliseconds=37 * j), 0), "event_type": "page_view",
+                     "page_url": PAGES[j % 3]}
+                out.append((bot.encode(), json.dumps(b).encode()))
     bad = [
         b"{not json", b"\xff\xfe not utf-8", b"[1, 2, 3]", b'"just a string"',
         json.dumps({"timestamp": _iso(start, 0), "session_id": "s", "event_type": "click"}).encode(),

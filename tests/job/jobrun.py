@@ -108,7 +108,8 @@ def _pane_windows(db, collection: str, windows) -> list[datetime]:
 
 def stored(db) -> dict[str, dict[str, dict]]:
     """What the job stored, as windows read back through the read API (storage/reads.py), keyed like the reference:
-    every active-users window, every window's page views and users, and every invalid event (without write times).
+    every active-users window, every window's page views and users, every invalid event and every bot second (without
+    write times).
     """
     out: dict[str, dict[str, dict]] = {c.ACTIVE_USERS: {}, c.PAGE_VIEWS: {}, c.USER_SESSIONS: {}}
     for doc in db[c.ACTIVE_USERS].find():
@@ -133,6 +134,12 @@ def stored(db) -> dict[str, dict[str, dict]]:
         d[c.KAFKA_TIMESTAMP] = d[c.KAFKA_TIMESTAMP].replace(tzinfo=None)
         docs[key] = d
     out[c.INVALID_EVENTS] = docs
+    out[c.BOT_ACTIVITY] = {}
+    for d in db[c.BOT_ACTIVITY].find():
+        key = d.pop(c.ID)
+        d.pop(c.UPDATED_AT, None)
+        d[c.SECOND] = d[c.SECOND].replace(tzinfo=None)
+        out[c.BOT_ACTIVITY][key] = d
     return out
 
 

@@ -130,3 +130,17 @@ def test_an_invalid_event_keeps_its_fields_and_gets_the_day_and_hour_of_its_kafk
     # Then it is the row's fields plus the UTC day and hour of its Kafka timestamp
     assert coll == c.INVALID_EVENTS
     assert doc == {**invalid_row(ts).asDict(), c.DAY: "2026-11-23", c.HOUR: "2026-11-23T23"}
+
+
+def test_a_bot_second_becomes_one_whole_document_with_its_kafka_coordinates():
+    # Given u.1 over the bot limit in the second 10:00:07, from offsets 100 to 111 of partition 2
+    second = datetime(2026, 11, 23, 10, 0, 7)
+    row = Row(kind=c.BOT_ACTIVITY, window_start=second, window_end=second + timedelta(seconds=1), key="u.1", subkey="",
+              events=12, users=0, first=(2 << 40) + 100, last=(2 << 40) + 111)
+    # When it becomes a write
+    [(coll, merge)] = writes([row])
+    # Then it is one document per user and second, keyed by both, with the coordinates spelled out and its buckets
+    assert (coll, merge.id) == (c.BOT_ACTIVITY, "2026-11-23T10:00:07Z|u%2E1")
+    assert merge.fields == {c.USER_ID: "u.1", c.SECOND: second, c.EVENTS: 12,
+                            c.FIRST: {c.PARTITION: 2, c.OFFSET: 100}, c.LAST: {c.PARTITION: 2, c.OFFSET: 111},
+                            c.DAY: "2026-11-23", c.HOUR: "2026-11-23T10"}

@@ -47,6 +47,14 @@ def test_first_run_stores_exactly_the_reference_documents(two_runs):
     assert mismatches(got, want) == []
 
 
+def test_users_over_the_limit_are_recorded_as_bots_for_their_seconds_and_those_at_the_limit_are_not(two_runs):
+    # Given traffic with bursts of 10, 11 and 25 events in one second, When the bot seconds are read back
+    got, want = two_runs["first"]
+    # Then exactly the bursts over 10 events are there (as the reference has them: same users, events, coordinates)
+    assert sorted(d[c.EVENTS] for d in want[c.BOT_ACTIVITY].values()) == [11, 25]
+    assert got[c.BOT_ACTIVITY] == want[c.BOT_ACTIVITY]
+
+
 def test_every_invalid_reason_is_stored_once(two_runs):
     got, _ = two_runs["first"]
     reasons = sorted(d[c.REASON] for d in got[c.INVALID_EVENTS].values())

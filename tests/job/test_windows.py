@@ -10,10 +10,13 @@ from streaming_job.pipeline import run_steps
 from streaming_job.settings import WindowSpec
 from streaming_job.windows import (
     ACTIVE_USERS,
+    BOT_ACTIVITY,
     PAGE_VIEWS,
     USER_SESSIONS,
     aggregate,
     deduplicate,
+    kafka_position,
+    over_bot_limit,
     window_rows,
     with_watermark,
     with_window_start,
@@ -24,7 +27,7 @@ FIFTEEN = WindowSpec(timedelta(minutes=15), timedelta(minutes=1))
 EVENTS_SCHEMA = ("event_time timestamp, user_id string, session_id string, event_type string, page_url string, "
                  "dedup_key string")
 OUT_SCHEMA = ("kind string, window_start timestamp_ntz, window_end timestamp_ntz, key string, subkey string, "
-              "events long, users int")
+              "events long, users int, first long, last long")
 
 
 def t(hh: int, mm: int, ss: int = 0, ms: int = 0) -> datetime:
@@ -51,7 +54,7 @@ def test_an_event_exactly_on_a_minute_boundary_opens_the_window_that_starts_ther
     df = slots_of(spark, [(t(10, 5), "u1", "s1", "click", None, "id:1")])
     # Then it is in the five active-users windows starting 10:01..10:05, not in the one ending at 10:05
     expected = spark.createDataFrame(
-        [(ACTIVE_USERS, t(10, m), t(10, m + 5), "", "", 1, 1) for m in range(1, 6)], OUT_SCHEMA)
+        [(ACTIVE_USERS, t(10, m), t(10, m + 5), "", "", 1, 1, None, None) for m in range(1, 6)], OUT_SCHEMA)
     assert_df_equality(kind(df, ACTIVE_USERS), expected, ignore_nullable=True)
 
 
@@ -85,9 +88,9 @@ def test_user_sessions_count_events_per_user_and_session_in_one_minute_panes(spa
     # When they are aggregated
     got = kind(slots_of(spark, rows), USER_SESSIONS)
     # Then each (pane, user, session) holds its events: one row per event, not one per window it falls in
-    expected = spark.createDataFrame([(USER_SESSIONS, t(10, 2), t(10, 3), "u1", "s1", 2, 0),
-                                      (USER_SESSIONS, t(10, 2), t(10, 3), "u1", "s2", 1, 0),
-                                      (USER_SESSIONS, t(10, 3), t(10, 4), "u1", "s1", 1, 0)], OUT_SCHEMA)
+    expected = spark.createDataFrame([(USER_SESSIONS, t(10, 2), t(10, 3), "u1", "s1", 2, 0, None, None),
+                                      (USER_SESSIONS, t(10, 2), t(10, 3), "u1", "s2", 1, 0, None, None),
+                                      (USER_SESSIONS, t(10, 3), t(10, 4), "u1", "s1", 1, 0, None, None)], OUT_SCHEMA)
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
@@ -100,8 +103,8 @@ def test_page_views_count_only_page_view_events_per_url_and_pane(spark):
     # When they are aggregated
     got = kind(slots_of(spark, rows), PAGE_VIEWS)
     # Then each URL has one row per pane with its views (the click is not a view)
-    expected = spark.createDataFrame([(PAGE_VIEWS, t(10, 0), t(10, 1), "/a", "", 2, 0),
-                                      (PAGE_VIEWS, t(10, 14), t(10, 15), "/b", "", 1, 0)], OUT_SCHEMA)
+    expected = spark.createDataFrame([(PAGE_VIEWS, t(10, 0), t(10, 1), "/a", "", 2, 0, None, None),
+                                      (PAGE_VIEWS, t(10, 14), t(10, 15), "/b", "", 1, 0, None, None)], OUT_SCHEMA)
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
@@ -129,3 +132,44 @@ def test_window_size_and_slide_are_configurable(spark):
     assert [(r.window_start, r.window_end) for r in kind(got, ACTIVE_USERS).collect()] == [(t(10, 0), t(10, 10)),
                                                                                          (t(10, 5), t(10, 15))]
     assert [(r.window_start, r.window_end) for r in kind(got, USER_SESSIONS).collect()] == [(t(10, 0), t(10, 10))]
+
+
+BOT_EVENTS_SCHEMA = f"{EVENTS_SCHEMA}, partition int, offset long"
+
+
+def bot_rows(spark, rows, limit=10):
+    steps = [
+        with_watermark(timedelta(minutes=10)),
+        deduplicate,
+        window_rows(FIVE, FIVE, FIFTEEN, timedelta(minutes=10), bots=True),
+        aggregate,
+        over_bot_limit(limit),
+        with_window_start(FIVE, FIVE, FIFTEEN),
+    ]
+    return kind(run_steps(spark.createDataFrame(rows, BOT_EVENTS_SCHEMA), steps), BOT_ACTIVITY)
+
+
+def test_a_user_over_the_limit_in_one_second_is_a_bot_for_that_second_with_its_first_and_last_kafka_position(spark):
+    # Given 12 events of u1 in the second 10:00:07 (offsets 100..111 of partition 2) and one in the next second
+    rows = [(t(10, 0, 7, 80 * i), "u1", "s1", "click", None, f"id:{i}", 2, 100 + i) for i in range(12)]
+    rows.append((t(10, 0, 8), "u1", "s1", "click", None, "id:x", 2, 200))
+    # When they are aggregated with a limit of 10 events a second
+    got = bot_rows(spark, rows).collect()
+    # Then the one second over the limit is kept, with 12 events from partition 2, offsets 100 to 111
+    assert [(r.window_start, r.window_end, r.key, r.events) for r in got] == [(t(10, 0, 7), t(10, 0, 8), "u1", 12)]
+    assert (kafka_position(got[0].first), kafka_position(got[0].last)) == ((2, 100), (2, 111))
+
+
+def test_a_user_at_the_limit_is_a_person(spark):
+    # Given exactly 10 events of u1 within one second (and duplicates of them, which count once)
+    rows = [(t(10, 0, 7, 90 * i), "u1", "s1", "click", None, f"id:{i}", 0, i) for i in range(10)] * 2
+    # Then nobody is a bot
+    assert bot_rows(spark, rows).count() == 0
+
+
+def test_without_bot_flagging_no_second_is_counted(spark):
+    # Given a burst of 20 events, When the slots are built without bot flagging, Then there is no bot row at all
+    rows = [(t(10, 0, 7), "u1", "s1", "click", None, f"id:{i}", 0, i) for i in range(20)]
+    got = run_steps(spark.createDataFrame(rows, BOT_EVENTS_SCHEMA),
+                    [window_rows(FIVE, FIVE, FIFTEEN, timedelta(minutes=10)), aggregate])
+    assert got.where(got.kind == BOT_ACTIVITY).count() == 0
