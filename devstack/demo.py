@@ -24,7 +24,9 @@ def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subpr
 def _stop(name: str, proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
-    os.killpg(proc.pid, signal.SIGTERM)  # the job stops its queries gracefully on SIGTERM
+    # SIGTERM to the program only: the job then stops its queries and its JVM gracefully (a SIGTERM to the whole
+    # group would kill the JVM under it first).
+    proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
