@@ -122,12 +122,9 @@ def read_streams(spark: SparkSession, s: JobSettings, groups: Sequence[Sequence[
 
 
 def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
-    """At most `writers` partitions, so at most that many concurrent Mongo connections write.
-
-    A repartition, not a coalesce: coalescing would fold the stateful aggregation itself into
-    `writers` tasks, while only the (small) output needs fewer writers.
-    """
-    return df if writers is None else df.repartition(writers)
+    """At most `writers` partitions, so at most that many concurrent Mongo connections write (for the stateless
+    invalid-events query: a coalesce, no shuffle)."""
+    return df if writers is None else df.coalesce(writers)
 
 
 def _by_bucket(df: DataFrame, writers: int | None) -> DataFrame:
