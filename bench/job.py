@@ -21,7 +21,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from streaming_job.pipeline import aggregate_steps, parse_steps, run_steps
+from streaming_job.session import SESSION_DEFAULTS
 from streaming_job.settings import JobSettings
+
+# The job's own settings of how Spark aggregates (not its partitions, UI or shutdown).
+AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items() if k.startswith("spark.sql.objectHashAggregate")}
 
 
 def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
@@ -61,7 +65,10 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--shuffle-partitions", type=int, default=4)
     ns = p.parse_args()
-    spark = (SparkSession.builder.master("local[*]").appName("clickpulse-bench-job")
+    builder = SparkSession.builder
+    for key, value in AGGREGATION_CONFS.items():
+        builder = builder.config(key, value)
+    spark = (builder.master("local[*]").appName("clickpulse-bench-job")
              .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
              .config("spark.sql.shuffle.partitions", str(ns.shuffle_partitions))
              .config("spark.driver.memory", "4g").getOrCreate())
