@@ -16,10 +16,8 @@ import argparse
 import json
 import logging
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -32,8 +30,7 @@ if str(ROOT) not in sys.path:  # `python bench/drain.py` puts bench/ first, not 
 
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from bench.pipeline import Checkpoint, RssSampler, end_offsets, produce  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
+from bench.harness import Checkpoint, RssSampler, add_stack_arguments, end_offsets, produce, run_on_stack  # noqa: E402
 from storage import contract as c  # noqa: E402
 from storage.client import connect  # noqa: E402
 from tests.job.jobrun import job_env  # noqa: E402
@@ -119,10 +116,7 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--span-seconds", type=int, default=1800, help="event time they cover (default %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="topic partitions (default %(default)s)")
     p.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
-    p.add_argument("--bootstrap-servers", help="use this running Kafka instead of starting one")
-    p.add_argument("--mongo-uri", help="use this running Mongo-wire server instead of starting one")
-    p.add_argument("--job-arg", action="append", default=[], help="extra job argument (repeatable, e.g. --job-arg=--x)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (logs, checkpoints)")
+    add_stack_arguments(p)
     return p
 
 
@@ -130,28 +124,7 @@ def run_cli(args: list[str] | None = None) -> int:
     ns = main_parser().parse_args(args)
     if min(ns.events, ns.users, ns.pages, ns.span_seconds, ns.partitions) < 1:
         main_parser().error("events, users, pages, span and partitions must be at least 1")
-    if bool(ns.bootstrap_servers) != bool(ns.mongo_uri):
-        main_parser().error("give both --bootstrap-servers and --mongo-uri, or neither")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="clickpulse-bench-drain-"))
-    stack = None if ns.bootstrap_servers else LocalStack.on_free_ports(work / "stack")
-    try:
-        if stack is not None:
-            stack.up()
-        result = run_bench(ns, ns.bootstrap_servers or stack.bootstrap_servers, ns.mongo_uri or stack.mongo_uri, work)
-        result["server"] = "given" if stack is None else stack.mongo.flavour
-    finally:
-        if stack is not None:
-            stack.down()
-            if stack.mongo.postgres is not None:
-                stack.mongo.postgres.remove()
-        if ns.keep:
-            log.info("work folder kept: %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    sys.stdout.write(json.dumps(result) + "\n")
-    return 0
+    return run_on_stack(ns, run_bench, "drain", main_parser())
 
 
 if __name__ == "__main__":

@@ -20,14 +20,12 @@ Reported:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -39,132 +37,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/pipeline.py` puts bench/ first, not the repository
     sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from devstack.stack import LocalStack  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Checkpoint,
+    RssSampler,
+    add_stack_arguments,
+    end_offsets,
+    kafka_timestamps,
+    percentile,
+    produce,
+    run_on_stack,
+)
 from storage import contract as c  # noqa: E402
 from storage.client import connect  # noqa: E402
 from tests.job.jobrun import job_env  # noqa: E402
 
 log = logging.getLogger("bench.pipeline")
 PAGE_SIZE = 4096
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by nearest rank; NaN-free input."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-class Checkpoint:
-    """Reads one query's Spark checkpoint: what each batch read (offsets) and when it finished (commit file mtime)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _ids(self, folder: str) -> list[int]:
-        d = self.path / folder
-        return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
-
-    def offsets(self, batch: int) -> dict[int, int]:
-        """Next offset to read per partition after `batch` (one topic, one source)."""
-        lines = (self.path / "offsets" / str(batch)).read_text().splitlines()
-        out: dict[int, int] = {}
-        for topic_offsets in json.loads(lines[2]).values():
-            out.update({int(p): int(o) for p, o in topic_offsets.items()})
-        return out
-
-    def committed(self) -> tuple[int | None, dict[int, int]]:
-        """(last committed batch, its end offsets)."""
-        done = self._ids("commits")
-        return (done[-1], self.offsets(done[-1])) if done else (None, {})
-
-    def batches(self) -> list[tuple[int, dict[int, int], dict[int, int], float]]:
-        """(batch, start offsets, end offsets, commit time) of every committed batch."""
-        out, previous = [], None
-        for b in self._ids("commits"):
-            end = self.offsets(b)
-            start = previous if previous is not None else (self.offsets(b - 1) if b > 0 else {})
-            out.append((b, start, end, (self.path / "commits" / str(b)).stat().st_mtime))
-            previous = end
-        return out
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        return {tp.partition: int(o) for tp, o in consumer.end_offsets(parts).items()}
-    finally:
-        consumer.close()
-
-
-def kafka_timestamps(bootstrap: str, topic: str, until: dict[int, int]) -> dict[int, array]:
-    """Every record's Kafka timestamp (ms), per partition, indexed by offset."""
-    out = {p: array("q") for p in until}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024)
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in until])
-        consumer.seek_to_beginning()
-        remaining = sum(until.values())
-        while remaining > 0:
-            for tp, records in consumer.poll(timeout_ms=2000).items():
-                for r in records:
-                    if r.offset < until[tp.partition]:
-                        out[tp.partition].append(r.timestamp)
-                        remaining -= 1
-    finally:
-        consumer.close()
-    return out
-
-
-class RssSampler:
-    """Peak resident memory of a process group (the job: Python driver, JVM and Python workers), sampled every 1 s."""
-
-    def __init__(self, pgid: int) -> None:
-        self.pgid = pgid
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
-
-    def _sample(self) -> int:
-        total = 0
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                if os.getpgid(int(proc.name)) != self.pgid:
-                    continue
-                for line in (proc / "status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except (OSError, ProcessLookupError):
-                continue
-        return total
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.peak_bytes = max(self.peak_bytes, self._sample())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def produce(args: list[str], log_file: Path) -> dict[str, Any]:
-    """Run the producer to its end; return its JSON summary."""
-    with log_file.open("a") as err:
-        done = subprocess.run([sys.executable, "-m", "producer", *args], stdout=subprocess.PIPE, stderr=err,
-                              text=True, cwd=ROOT, env=job_env(), check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"producer exited {done.returncode}; see {log_file}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def wait_until(condition, timeout: float, what: str, job: subprocess.Popen) -> float:
@@ -293,11 +183,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--trigger", default="1s", help="the job's processing-time trigger (default %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="topic partitions (default %(default)s)")
     p.add_argument("--catch-up-timeout", type=float, default=900, help="give up waiting after this many seconds")
-    p.add_argument("--bootstrap-servers", help="use this running Kafka instead of starting one")
-    p.add_argument("--mongo-uri", help="use this running Mongo-wire server instead of starting one")
-    p.add_argument("--job-arg", action="append", default=[], help="extra job argument (repeatable, e.g. --job-arg=--x)")
     p.add_argument("--producer-arg", action="append", default=[], help="extra producer argument (repeatable)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (logs, checkpoints)")
+    add_stack_arguments(p)
     return p
 
 
@@ -305,31 +192,7 @@ def run_cli(args: list[str] | None = None) -> int:
     ns = main_parser().parse_args(args)
     if min(ns.rate, ns.users, ns.pages, ns.duration, ns.partitions) < 1:
         main_parser().error("rate, users, pages, duration and partitions must be at least 1")
-    if bool(ns.bootstrap_servers) != bool(ns.mongo_uri):
-        main_parser().error("give both --bootstrap-servers and --mongo-uri, or neither")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="clickpulse-bench-pipeline-"))
-    stack = None if ns.bootstrap_servers else LocalStack.on_free_ports(work / "stack")
-    try:
-        if stack is not None:
-            log.info("starting a local stack in %s", work / "stack")
-            stack.up()
-        result = run_bench(ns, ns.bootstrap_servers or stack.bootstrap_servers, ns.mongo_uri or stack.mongo_uri, work)
-        result["server"] = "given" if stack is None else stack.mongo.flavour
-    finally:
-        if stack is not None:
-            stack.down()
-            if stack.mongo.postgres is not None:
-                stack.mongo.postgres.remove()
-        if not ns.keep:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log.info("work folder kept: %s", work)
-    sys.stdout.write(json.dumps(result) + "\n")
-    return 0
+    return run_on_stack(ns, run_bench, "pipeline", main_parser())
 
 
 if __name__ == "__main__":
