@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -105,6 +106,17 @@ def job_confs(s: JobSettings, user: Mapping[str, str], json_logs: bool = False) 
     return confs
 
 
+def launch_master(launch_args: str) -> str | None:
+    """The --master of spark-submit style arguments (PYSPARK_SUBMIT_ARGS), if they name one."""
+    words = shlex.split(launch_args)
+    for i, word in enumerate(words):
+        if word == "--master" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--master="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool = False) -> SparkSession:
     """The job's session. spark-submit's --master/--packages/--jars/--conf win; otherwise local[*] + the connector.
 
@@ -112,8 +124,15 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
     for offline machines and tests.
     """
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    launch_args = os.environ.get("PYSPARK_SUBMIT_ARGS", "")
     if submitted:
         # Started by spark-submit: its JVM already runs and holds --master/--packages/--jars/--conf; read them.
+        SparkContext._ensure_initialized()
+    elif launch_args.strip():
+        # `python -m streaming_job` with spark-submit's arguments in PYSPARK_SUBMIT_ARGS: start the JVM with them now,
+        # so their --conf values are the user's (they win over the job's defaults, as under spark-submit).
+        if (launch_master(launch_args) or "local").startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
         SparkContext._ensure_initialized()
     user = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name)

@@ -82,3 +82,13 @@ def test_json_logs_ask_spark_for_json_from_its_start():
     # unless the user said otherwise
     argv, _ = command("--log-format", "json", "--conf", "spark.log.structuredLogging.enabled=false")
     assert "spark.log.structuredLogging.enabled=true" not in argv
+
+
+def test_the_master_of_pyspark_submit_args_is_read_for_where_spark_binds():
+    # Given PYSPARK_SUBMIT_ARGS as users write them for `python -m streaming_job`
+    from streaming_job.session import launch_master
+
+    # Then the master they name is found, in either spelling, and none when they name none
+    assert launch_master("--master spark://h:7077 --conf a=b pyspark-shell") == "spark://h:7077"
+    assert launch_master("--master=local[2] pyspark-shell") == "local[2]"
+    assert launch_master("--conf spark.sql.shuffle.partitions=3 pyspark-shell") is None
