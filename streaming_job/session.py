@@ -106,6 +106,12 @@ def job_confs(s: JobSettings, user: Mapping[str, str], json_logs: bool = False) 
     return confs
 
 
+def _connector() -> dict[str, str]:
+    """Spark's Kafka connector: the jars in CLICKPULSE_SPARK_JARS (offline machines, tests), else the Maven package."""
+    jars = os.environ.get("CLICKPULSE_SPARK_JARS", "")
+    return {"spark.jars": jars} if jars else {"spark.jars.packages": KAFKA_PACKAGE}
+
+
 def launch_master(launch_args: str) -> str | None:
     """The --master of spark-submit style arguments (PYSPARK_SUBMIT_ARGS), if they name one."""
     words = shlex.split(launch_args)
@@ -133,7 +139,11 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
         # so their --conf values are the user's (they win over the job's defaults, as under spark-submit).
         if (launch_master(launch_args) or "local").startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
-        SparkContext._ensure_initialized()
+        # The connector must be on the driver's class path from the JVM's start (the arguments win where they say).
+        launch = SparkConf(loadDefaults=False)
+        if "spark-sql-kafka" not in launch_args:
+            launch.setAll(_connector().items())
+        SparkContext._ensure_initialized(conf=launch)
     user = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name)
     master = local_master(user.get("spark.master"), user.get("spark.task.maxFailures"))
@@ -146,8 +156,7 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
             os.environ["PYSPARK_PYTHON"] = sys.executable
         confs.update(_loopback_ui(user, submitted))
     if "spark-sql-kafka" not in user.get("spark.jars", "") + user.get("spark.jars.packages", ""):
-        jars = os.environ.get("CLICKPULSE_SPARK_JARS", "")
-        confs.update({"spark.jars": jars} if jars else {"spark.jars.packages": KAFKA_PACKAGE})
+        confs.update(_connector())
     for key, value in confs.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
