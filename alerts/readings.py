@@ -32,7 +32,8 @@ class JobView:
 def read_job(db: Database, now: datetime, lookback: timedelta) -> JobView:
     """Per-minute batch sums of the last `lookback` (at least this hour and the last), each query's newest batch and
     its Kafka end offsets, and the newest aggregate write."""
-    health = reads.health(db, now, lookback, POINT_LIMIT)
+    # At least an hour: each query's newest batch must be among the points even when one query lags the other.
+    health = reads.health(db, now, max(lookback, timedelta(hours=1)), POINT_LIMIT)
     points = tuple(health.points)
     newest = reads.newest_aggregate(db, now)
     return JobView(points=points,

@@ -99,11 +99,13 @@ def test_timestamps_are_converted_to_utc_honouring_offsets(spark, text, utc):
 
 
 def test_valid_events_keep_only_what_the_aggregates_need(spark):
-    # Given one valid page view with an event_id, When valid events are selected, Then they are shaped for windows.
+    # Given one valid page view with an event_id, When valid events are selected, Then they are shaped for windows
+    # (with their Kafka partition and offset, for per-partition counts and bot seconds).
     df = valid_events(validated(spark, [event(event_type="page_view", page_url="/home", event_id="e1")]))
     expected = spark.createDataFrame(
-        [(datetime(2026, 11, 23, 9, 58, 30, 250000), "usr_1", "sess_1", "page_view", "/home", "id:e1")],
-        "event_time timestamp, user_id string, session_id string, event_type string, page_url string, dedup_key string",
+        [(datetime(2026, 11, 23, 9, 58, 30, 250000), "usr_1", "sess_1", "page_view", "/home", "id:e1", 0, 0)],
+        "event_time timestamp, user_id string, session_id string, event_type string, page_url string, dedup_key string, "
+        "partition int, offset long",
     )
     assert_df_equality(df, expected, ignore_nullable=True)
 
