@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from reporting import health
 from storage import contract as c
 from storage import reads
 from storage.layout import Layout
@@ -22,6 +23,8 @@ INVALID_LIMIT = 20_000
 SAMPLE_LIMIT = 20
 SAMPLE_RAW_CHARS = 300
 MIN_BATCH_SPAN = timedelta(minutes=15)  # the invalid-rate KPI needs 15 minutes of batches
+DEAD_LETTER_SPAN = timedelta(days=7)  # the job's default retention
+DEAD_LETTER_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,12 @@ class PageData:
     pages: reads.PageViews | None = None  # the page-views window ending with the latest active-users window
     sessions: reads.Sessions | None = None  # the same for user sessions
     health: reads.Health = field(default_factory=reads.Health)
+    lag_history: list[Doc] = field(default_factory=list)  # the aggregates lag of the last minutes, when it is high
     invalid_range: tuple[datetime, datetime] | None = None
     invalid_events: list[Doc] = field(default_factory=list)
     invalid_samples: list[Doc] = field(default_factory=list)
+    spark_ui: reads.SparkUi | None = None
+    dead_letters: list[Doc] = field(default_factory=list)  # of the DEAD_LETTER_SPAN before now, newest first
 
     @property
     def empty(self) -> bool:
@@ -88,9 +94,13 @@ def load_page_data(db: Database, request: PageRequest, now: datetime) -> PageDat
             data.pages = reads.page_views(db, data.layout, data.range_end, PAGE_LIMIT)
             data.sessions = reads.sessions(db, data.layout, data.range_end, request.top_users)
     data.health = reads.health(db, now, max(request.time_range, MIN_BATCH_SPAN), POINT_LIMIT)
+    data.lag_history = reads.batch_lags(db, health.lag_history_points(data.health.newest_aggregates_batch,
+                                                                      data.health.points))
     # Live data: the invalid events' range ends now. Historical (replayed) data: with the latest window, so it shows.
     end = now if data.range_end is None or now - data.range_end < request.time_range else data.range_end
     data.invalid_range = (end - request.time_range, end)
     data.invalid_events = reads.invalid_events(db, end - request.time_range, end, INVALID_LIMIT)
     data.invalid_samples = [_excerpt(e) for e in data.invalid_events[:SAMPLE_LIMIT]]
+    data.spark_ui = reads.spark_ui(db)
+    data.dead_letters = reads.dead_letters(db, now - DEAD_LETTER_SPAN, now, DEAD_LETTER_LIMIT)
     return data
