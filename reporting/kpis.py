@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reporting import health, labels
+from reporting.bots import WithoutBots
 from storage import contract as c
 from storage.reads import LATEST_RULE, PageViews, Sessions
 
@@ -136,3 +137,14 @@ def consumer_lag(lag: health.Lag, now: datetime, rule: health.LagRule = health.L
             health.Level.RED: f":red[above {limit} for {labels.age(lag.lasted or rule.lasting)}: the lag_records "
                               "alert fires]"}.get(lag.level, "")
     return Kpi(LAG_LABEL, f"{lag.records:,}", measured, help_text, float(lag.records), note=note)
+
+
+def without_bots_note(without: WithoutBots | None, latest: Doc | None) -> str:
+    """"without its 2 bot users: 40" under the active-users KPI, when its window is the user-sessions window whose
+    users were counted without bots (only there is the figure exact); empty otherwise."""
+    if without is None or latest is None or without.bot_users == 0:
+        return ""
+    same = all(labels.as_utc(without.window[k]) == labels.as_utc(latest[k]) for k in (c.WINDOW_START, c.WINDOW_END))
+    if not same:
+        return ""
+    return f"without its {without.bot_users:,} bot user{'s' if without.bot_users != 1 else ''}: {without.users:,}"

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
 from clickpulse.cli import short_error
-from reporting import alerts_view, charts, controls, health, kpis, labels, tables
+from reporting import alerts_view, bots, charts, controls, health, kpis, labels, tables
 from reporting.controls import TOP_N, Controls
 from reporting.loading import (
+    BOT_LIMIT,
     DEAD_LETTER_LIMIT,
     DEAD_LETTER_SPAN,
     INVALID_LIMIT,
@@ -114,7 +116,8 @@ def _utc_row(doc: dict[str, Any], *fields: str) -> dict[str, Any]:
 def kpi_row(data: PageData) -> None:
     newest = labels.as_utc(data.health.newest[c.TIMESTAMP]) if data.health.newest else None
     row = [
-        kpis.active_users(data.latest_active, data.previous_active),
+        replace(kpis.active_users(data.latest_active, data.previous_active),
+                note=kpis.without_bots_note(data.without_bots, data.latest_active)),
         kpis.page_views(data.pages),
         kpis.sessions_per_user(data.sessions),
         kpis.events_per_second(data.health.points, newest),
@@ -176,6 +179,55 @@ def activity(data: PageData) -> None:
                     f"{kpis.window_text(window)}")
         tables.show([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in (data.sessions.top_users if data.sessions else [])],
                     "top-users", "No user sessions yet.")
+
+
+def bot_traffic(data: PageData) -> None:
+    """Bot seconds over the range, the top bot users, and the KPI window's figures without its bot users."""
+    st.subheader("Bot traffic")
+    st.caption("A bot second is one user's second of event time in which the job counted more valid events from that "
+               "user than its `--bot-max-events-per-second` (the job records them in `bot_activity`).")
+    start, end = data.bot_range or (data.now, data.now)
+    seconds = data.bot_seconds
+    cut = f" (the newest {BOT_LIMIT:,} only)" if len(seconds) >= BOT_LIMIT else ""
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Bot seconds** — event times {labels.utc(start)} to {labels.utc(end)}{cut}")
+        if seconds:
+            size = charts.bucket_size(end - start)
+            counts = bots.per_bucket(seconds, size)
+            st.plotly_chart(charts.bot_seconds_bars(counts, size), key="chart_bot_seconds")
+            with st.expander("Raw data: bot seconds and their events per bucket"):
+                tables.show([{"bucket start (UTC)": labels.utc(t), "bot seconds": n, "events": events}
+                             for t, (n, events) in counts.items()], "bot-seconds")
+        else:
+            st.caption("No bot activity in this range.")
+    with right:
+        n = data.request.top_users
+        st.markdown(f"**Top {n} bot users** by bot seconds, then events — the same range{cut}")
+        tables.show([{c.USER_ID: u[c.USER_ID], "bot seconds": u["seconds"], "events": u[c.EVENTS],
+                      "first second (UTC)": labels.utc(u["first"]), "last second (UTC)": labels.utc(u["last"])}
+                     for u in bots.top_bots(seconds, n)], "top-bot-users", "No bot users in this range.")
+    without = data.without_bots
+    if without is None:
+        return
+    window = kpis.window_text(without.window)
+    if without.bot_users == 0:
+        st.caption(f"No user was a bot in the user-sessions {window}: its active users and sessions per user above "
+                   "need no figures without bots.")
+        return
+    cols = st.columns(3)
+    figures = [
+        ("Active users without bots", f"{without.users:,}", f"user-sessions {window}"),
+        ("Sessions per user without bots",
+         "—" if without.sessions_per_user is None else f"{without.sessions_per_user:.2f}", f"user-sessions {window}"),
+        ("Bot users left out", f"{without.bot_users:,}", "users who were a bot in at least one second of the window"),
+    ]
+    for col, (label, value, note) in zip(cols, figures, strict=True):
+        with col:
+            st.metric(label, value, border=True)
+            st.caption(note)
+    st.caption("Page views are not shown without bots: page-view panes do not keep users, so they cannot be "
+               "recomputed exactly.")
 
 
 _ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Level.RED: st.error,
@@ -358,4 +410,5 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return
     kpi_row(data)
     activity(data)
+    bot_traffic(data)
     pipeline_health(data)

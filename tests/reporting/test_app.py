@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from reporting.page import APP_PATH
 from storage import contract as c
 from storage.layout import write_layout
-from tests.reporting.documents import DEFAULT_LAYOUT, MIN, T0, active, batch, dead_letter, insert
+from tests.reporting.documents import DEFAULT_LAYOUT, MIN, T0, active, batch, bot_second, dead_letter, insert
 
 pytestmark = pytest.mark.integration
 
@@ -326,3 +326,53 @@ def test_dead_letters_are_listed_newest_first_with_a_warning(report, known_db):
 def test_without_dead_letters_the_report_says_the_store_took_everything(report, known_db):
     at = report(known_db.name)
     assert "No dead letters in the last 7 days: the store took every document the job wrote." in texts(at.caption)
+
+
+S = timedelta(seconds=1)
+
+
+@pytest.fixture
+def site_with_bots(known_db):
+    """The known site, where u4 was a bot at 10:12:03 (inside the 10:10-10:15 user-sessions window), bot9 at 10:02:00
+    and 10:02:01, and bot9 again at 08:00 (outside the hour before 10:15)."""
+    insert(known_db, c.BOT_ACTIVITY, [
+        bot_second("u4", T0 + 12 * MIN + 3 * S, 25), bot_second("bot9", T0 + 2 * MIN, 40),
+        bot_second("bot9", T0 + 2 * MIN + S, 35), bot_second("bot9", T0 - 2 * 60 * MIN, 99),
+    ])
+    return known_db
+
+
+def test_bot_seconds_of_the_range_are_charted_by_minute(report, site_with_bots):
+    at = report(site_with_bots.name)
+    (bars,) = chart(at, "chart_bot_seconds")
+    assert (bars["x"], bars["y"]) == (["2026-01-15T10:02:00+00:00", "2026-01-15T10:12:00+00:00"], [2, 1])
+    assert bars["customdata"] == [75, 25]
+
+
+def test_the_top_bot_users_of_the_range_are_listed(report, site_with_bots):
+    at = report(site_with_bots.name)
+    table = next(df.value for df in at.dataframe if "bot seconds" in df.value.columns and "user_id" in df.value.columns)
+    assert list(table["user_id"]) == ["bot9", "u4"]
+    assert list(table["bot seconds"]) == [2, 1] and list(table["events"]) == [75, 25]
+    assert list(table["first second (UTC)"]) == ["2026-01-15 10:02:00 UTC", "2026-01-15 10:12:03 UTC"]
+
+
+def test_the_kpi_windows_users_are_also_shown_without_their_bot_users(report, site_with_bots):
+    # Given u4 (3 sessions) was a bot in the user-sessions window of u1..u5 (sessions 1, 1, 2, 3, 1)
+    at = report(site_with_bots.name)
+    got = metrics(at)
+    # Then four users are left, with (1 + 1 + 2 + 1) / 4 sessions each, and the KPI notes it for its own window
+    assert (got["Active users without bots"], got["Sessions per user without bots"], got["Bot users left out"]) == (
+        "4", "1.25", "1")
+    assert "without its 1 bot user: 4" in texts(at.caption)
+    # And page views are not offered without bots
+    assert not any("Page views without bots" in label for label in got)
+
+
+def test_without_bot_activity_the_bot_section_says_so(report, known_db):
+    at = report(known_db.name)
+    captions = texts(at.caption)
+    assert "No bot activity in this range." in captions and "No bot users in this range." in captions
+    assert "No user was a bot in the user-sessions 5-min window 2026-01-15 10:10–10:15 UTC: its active users and " \
+           "sessions per user above need no figures without bots." in captions
+    assert "Active users without bots" not in metrics(at)
