@@ -7,8 +7,9 @@ A small pure API for tests and scripts:
 - `producer.generator.generate(settings) -> Iterator[Event]`: the run's events in order. `Event` is a NamedTuple
   `(key, value, kind, time_ms)`: key = user_id (utf-8 bytes), value = compact JSON (utf-8 bytes) following
   `clickpulse.events`, kind = "valid", one of the job's reasons ("malformed_json", "missing_field", "wrong_type",
-  "unknown_event_type", "future_timestamp"), "late" or "duplicate"; time_ms = model clock (epoch ms) before any
-  late/future shift. With `start_time` set the sequence is a pure function of the settings (byte-identical).
+  "unknown_event_type", "future_timestamp"), "late", "duplicate" or "bot" (an event of a bot's burst, with
+  `bot_ratio` > 0); time_ms = model clock (epoch ms) before any late/future shift. With `start_time` set the
+  sequence is a pure function of the settings (byte-identical).
 - `producer.delivery.send_events(bootstrap_servers, topic, events) -> {"sent", "failed", "errors"}`: put
   (key, value[, kind, time_ms]) items on a topic (created if missing) with acks=all and count the outcomes;
   `record_timestamps=True` uses each Event's time_ms as the Kafka record timestamp.

@@ -1,7 +1,8 @@
 """`python -m producer`: rate-controlled, realistic, reproducible clickstream into Kafka (or stdout with --dry-run).
 
 Prints one JSON summary line at the end (stdout; stderr for a dry run, whose stdout carries the events):
-generated, sent (confirmed by Kafka), failed, errors, injected counts per kind, achieved_rate, elapsed_seconds.
+generated, sent (confirmed by Kafka), failed, errors, injected counts per kind, valid, bots (bot users that sent a
+burst) and bot_events, achieved_rate, elapsed_seconds.
 Exit codes: 0 all delivered, 1 some events not delivered (or Kafka unreachable), 2 bad arguments.
 """
 
@@ -134,6 +135,13 @@ def main_parser() -> argparse.ArgumentParser:
                    help="median session length in event time (default 3m)")
     t.add_argument("--session-timeout", type=seconds, default="5m",
                    help="idle time after which a user's next event starts a new session (default 5m)")
+    t.add_argument("--bot-ratio", type=argument_type(_ratio), default=env("CLICKPULSE_BOT_RATIO", "0"),
+                   help="share of users that are bots (at least one when above 0; never heavy users): each time one "
+                        "would send an event it sends a burst of --bot-burst page views within one second of event "
+                        "time instead, well above the job's --bot-max-events-per-second (default 10) "
+                        "(env CLICKPULSE_BOT_RATIO, default 0)")
+    t.add_argument("--bot-burst", type=positive_int, default="30",
+                   help="events in one bot burst, all stamped within one second (default 30)")
 
     f = p.add_argument_group("Faults (each injected at its exact ratio)")
     f.add_argument("--invalid-ratio", type=argument_type(_ratio), default=env("CLICKPULSE_INVALID_RATIO", "0.02"),
@@ -170,6 +178,7 @@ def settings_from(ns: argparse.Namespace) -> ProducerSettings:
         seed=ns.seed if ns.seed is not None else secrets.randbits(32), start_time=ns.start_time,
         users=ns.users, pages=ns.pages, zipf_exponent=ns.zipf, heavy_user_share=ns.heavy_share,
         heavy_user_weight=ns.heavy_weight, session_seconds=ns.session_length, session_timeout=ns.session_timeout,
+        bot_ratio=ns.bot_ratio, bot_burst=ns.bot_burst,
         invalid_ratio=ns.invalid_ratio, invalid_kinds=ns.invalid_kinds, late_ratio=ns.late_ratio, late_by=ns.late_by,
         duplicate_ratio=ns.duplicate_ratio, from_file=ns.from_file, dry_run=ns.dry_run, linger_ms=ns.linger_ms,
         kafka_batch_bytes=ns.kafka_batch_bytes, compression=None if ns.compression == "none" else ns.compression,
@@ -247,6 +256,9 @@ def run_cli(args: list[str] | None = None, stop: threading.Event | None = None) 
     length = (f"{settings.count} events" if settings.count is not None
               else f"for {settings.duration:g}s" if settings.duration else "until stopped")
     log.info("producing to %s: rate %s, %s, seed %d", where, pace, length, settings.seed)
+    if settings.bot_users and settings.from_file is None:
+        log.info("%d of %d users are bots: bursts of %d page views within one second of event time",
+                 settings.bot_users, settings.users, settings.bot_burst)
     with _Signals(stop, abandon):
         try:
             sink = StreamSink(sys.stdout.buffer) if settings.dry_run else _kafka_sink(settings, stop)

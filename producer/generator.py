@@ -11,7 +11,9 @@ continues their session or starts a new one. A session is planned to last a log-
 user idle for `session_timeout` seconds starts a new session. Inside a session the event type follows a funnel
 (page views, clicks, searches, add_to_cart, purchase; a purchase only ever follows an add_to_cart) and page views
 land on pages whose popularity follows a Zipf law with exponent `zipf_exponent` (rank 1 = "/"). The model clock
-is the schedule's (ms since the run's start), so sessions do not depend on how fast the machine is.
+is the schedule's (ms since the run's start), so sessions do not depend on how fast the machine is. A `bot_ratio`
+of the users are bots: picked for a valid event, a bot sends a burst of `bot_burst` page views within one second of
+event time instead (producer/bots.py).
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ from itertools import accumulate
 from typing import NamedTuple
 
 from clickpulse.events import EVENT_ID, EVENT_TYPE, PAGE_URL, SESSION_ID, TIMESTAMP, USER_ID
+from producer.bots import Burst, pick_bots
 from producer.faults import CORRUPTERS, FUTURE_SHIFT_MS, FaultPlan
-from producer.settings import DUPLICATE, LATE, VALID, ProducerSettings
+from producer.settings import BOT, DUPLICATE, LATE, VALID, ProducerSettings
 
 
 class Event(NamedTuple):
     """One message: Kafka key (user id, utf-8), value (compact JSON, utf-8), what it is, and when it was made.
 
-    kind is "valid", one of the injectable reasons (the job's `reason` for it), "late", "duplicate" or "replayed".
-    time_ms is the model clock (epoch ms) the event was generated at, before any late/future shift.
+    kind is "valid", one of the injectable reasons (the job's `reason` for it), "late", "duplicate", "bot" (a valid
+    event of a bot's burst) or "replayed". time_ms is the model clock (epoch ms) the event was generated at, before
+    any late/future shift (and the burst's own second, for a bot's event).
     """
 
     key: bytes | None  # None only for a replayed line without a user_id
@@ -111,8 +115,14 @@ class TrafficModel:
         width = max(5, len(str(s.users - 1)))
         self.user_ids = [f"usr_{i:0{width}d}" for i in range(s.users)]
         self._user_keys = [u.encode() for u in self.user_ids]
-        heavy = set(self._rng.sample(range(s.users), round(s.users * s.heavy_user_share)))
+        heavy = set(self._rng.sample(range(s.users), s.heavy_users))
         self.heavy_users = frozenset(self.user_ids[i] for i in heavy)
+        # Bots draw from a generator of their own, so traffic without bots is the same as before they existed.
+        self._bot_rng = random.Random(f"bots:{s.seed}")
+        self._bots = pick_bots(set(range(s.users)) - heavy, s.bot_users, self._bot_rng)
+        self.bot_users = frozenset(self.user_ids[i] for i in self._bots)
+        self._bot_burst = s.bot_burst
+        self._burst: Burst | None = None
         self._user_cum = list(accumulate(s.heavy_user_weight if i in heavy else 1.0 for i in range(s.users)))
         self.pages = page_catalog(s.pages)
         self._page_cum = list(accumulate(zipf_weights(s.pages, s.zipf_exponent)))
@@ -141,8 +151,14 @@ class TrafficModel:
         if kind == DUPLICATE:
             key, value = self._recent[self._rng.randrange(len(self._recent))] if self._recent else self._last
             return Event(key, value, DUPLICATE, stamp_ms)
+        if kind == VALID and self._burst is not None:
+            return self._bot_event(self._burst, now_ms, stamp_ms)
         rng = self._rng
         u = bisect(self._user_cum, rng.random() * self._user_cum[-1])
+        if kind == VALID and self._bots and u in self._bots:
+            # A bot keeps no cookies: each burst is a session of its own.
+            self._burst = Burst(u, self._start_session(u, now_ms), stamp_ms, self._bot_burst)
+            return self._bot_event(self._burst, now_ms, stamp_ms)
         session = self._sessions[u]
         if session is not None and now_ms - session.last_ms > self._timeout_ms:
             session = None  # idle too long: timed out
@@ -190,6 +206,25 @@ class TrafficModel:
             value = corrupt(doc, self._fault_rng)
         self._last = (key, value)
         return Event(key, value, kind, stamp_ms)
+
+    def _bot_event(self, burst: Burst, now_ms: int, stamp_ms: int) -> Event:
+        """The next page view of a bot's burst, stamped inside the burst's second (crawlers sweep the whole site, so
+        its pages are drawn evenly, not by popularity)."""
+        session = burst.session
+        session.page = page = self.pages[self._bot_rng.randrange(len(self.pages))]
+        session.state = "page_view"
+        session.last_ms = now_ms
+        self._seq += 1
+        value = (
+            f'{{"{EVENT_ID}":"evt_{self._tag}_{self._seq:09d}","{TIMESTAMP}":"{format_timestamp(burst.next_stamp())}",'
+            f'"{USER_ID}":"{self.user_ids[burst.user]}","{SESSION_ID}":"{session.id}","{EVENT_TYPE}":"page_view",'
+            f'"{PAGE_URL}":"{page}"}}'
+        ).encode()
+        if not burst:
+            self._burst = None
+        key = self._user_keys[burst.user]
+        self._last = (key, value)
+        return Event(key, value, BOT, stamp_ms)
 
     def _next_type(self, state: str | None) -> str:
         types, cum = self._funnel[state]

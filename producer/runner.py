@@ -12,7 +12,7 @@ from typing import Protocol
 from producer.delivery import Sink
 from producer.generator import Event, epoch_ms
 from producer.pacer import Pacer, schedule
-from producer.settings import INJECTED_KINDS, REPLAYED, ProducerSettings
+from producer.settings import BOT, INJECTED_KINDS, REPLAYED, ProducerSettings
 
 log = logging.getLogger("producer")
 
@@ -62,7 +62,7 @@ class Progress:
 
 
 def _send_all(s: ProducerSettings, source: Source, sink: Sink, stop: threading.Event, pacer: Pacer,
-              clock: Callable[[], float], kinds: Counter[str]) -> str:
+              clock: Callable[[], float], kinds: Counter[str], bots: set[bytes | None]) -> str:
     """The send loop; returns why it ended."""
     pinned_ms = epoch_ms(s.start_time) if s.start_time is not None else None
     # A steady schedule ends by itself after rate x duration events; other modes stop on the clock.
@@ -85,6 +85,8 @@ def _send_all(s: ProducerSettings, source: Source, sink: Sink, stop: threading.E
                 return "end_of_file"
             send(event.key, event.value)
             kinds[event.kind] += 1
+            if event.kind == BOT:
+                bots.add(event.key)
         sink.reap()
     return "count" if s.count is not None else "duration" if s.duration is not None else "end_of_schedule"
 
@@ -96,11 +98,12 @@ def run(settings: ProducerSettings, source: Source, sink: Sink, stop: threading.
     abandon = abandon or threading.Event()
     pacer = Pacer(clock, sleep=stop.wait)
     kinds: Counter[str] = Counter()
+    bots: set[bytes | None] = set()
     target = "burst" if s.burst else f"{s.rate:,.0f}/s" if s.rate else "max"
     started = clock()
     with Progress(sink, s.progress_interval, target, clock):
         try:
-            stopped_by = _send_all(s, source, sink, stop, pacer, clock, kinds)
+            stopped_by = _send_all(s, source, sink, stop, pacer, clock, kinds, bots)
         except BrokenPipeError:
             stopped_by = "closed_output"
         finally:
@@ -124,6 +127,8 @@ def run(settings: ProducerSettings, source: Source, sink: Sink, stop: threading.
         "errors": sink.errors(),
         "injected": {k: kinds[k] for k in INJECTED_KINDS},
         "valid": kinds["valid"],
+        "bots": len(bots),  # bot users that sent a burst
+        "bot_events": kinds[BOT],
         "replayed": kinds[REPLAYED],
         "achieved_rate": round(handed / sending, 1) if sending > 0 else 0.0,
         "elapsed_seconds": round(elapsed, 3),

@@ -15,6 +15,7 @@ LATE = "late"
 DUPLICATE = "duplicate"
 VALID = "valid"
 REPLAYED = "replayed"
+BOT = "bot"  # an event of a bot user's burst (valid, but one of far more in its second than a person sends)
 # Every kind the summary reports an injected count for.
 INJECTED_KINDS = (*INJECTABLE_REASONS, LATE, DUPLICATE)
 
@@ -86,6 +87,10 @@ class ProducerSettings:
     heavy_user_weight: float = 20.0
     session_seconds: float = 180.0
     session_timeout: float = 300.0
+    # Bots: a share of the users (never heavy ones) who, each time they would send an event, send a burst of
+    # `bot_burst` page views within one second of event time instead.
+    bot_ratio: float = 0.0
+    bot_burst: int = 30
     # Faults: invalid_ratio is split evenly over invalid_kinds; late and duplicate have their own ratios.
     invalid_ratio: float = 0.0
     invalid_kinds: tuple[str, ...] = INJECTABLE_REASONS
@@ -134,6 +139,13 @@ class ProducerSettings:
             raise ValueError("heavy user share must be in [0, 1] and heavy user weight >= 1")
         if not self.session_seconds > 0 or not self.session_timeout > 0:
             raise ValueError("session length and session timeout must be > 0 seconds")
+        if not 0 <= self.bot_ratio <= 1:
+            raise ValueError(f"bot-ratio must be between 0 and 1, got {self.bot_ratio}")
+        if self.bot_burst < 2:
+            raise ValueError(f"bot-burst must be at least 2 events, got {self.bot_burst}")
+        if self.bot_ratio > 0 and self.bot_users == 0:
+            raise ValueError(f"no user is left to be a bot: {self.heavy_users} of {self.users} users are heavy users "
+                             "(lower --heavy-share or raise --users)")
         for name in ("invalid_ratio", "late_ratio", "duplicate_ratio"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -157,6 +169,19 @@ class ProducerSettings:
             raise ValueError("max pending must be at least 1")
         if not self.delivery_timeout > 0 or not self.connect_timeout >= 0 or not self.progress_interval > 0:
             raise ValueError("timeouts and the progress interval must be positive")
+
+    @property
+    def heavy_users(self) -> int:
+        """How many users are heavy users."""
+        return round(self.users * self.heavy_user_share)
+
+    @property
+    def bot_users(self) -> int:
+        """How many users are bots: the bot ratio of the users, at least one when the ratio is above 0, and only
+        users who are not heavy (a bot is a bot, not a keen shopper)."""
+        if self.bot_ratio == 0:
+            return 0
+        return min(max(1, math.floor(self.users * self.bot_ratio + 0.5)), self.users - self.heavy_users)
 
     @property
     def paced(self) -> bool:

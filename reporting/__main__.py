@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 from clickpulse.cli import (
@@ -24,6 +25,8 @@ from reporting.settings import DATABASE_ENV, URI_ENV
 log = logging.getLogger("reporting")
 PROG = program_name("python -m reporting")
 APP_PATH = Path(__file__).resolve().parent / "app.py"
+# The checkout's Streamlit settings (what `streamlit run reporting/app.py` reads when started from the repository root).
+CONFIG_PATH = APP_PATH.parent.parent / ".streamlit" / "config.toml"
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -38,11 +41,31 @@ def main_parser() -> argparse.ArgumentParser:
     return p
 
 
-def streamlit_argv(ns: argparse.Namespace) -> list[str]:
+def theme_flags(config: Path = CONFIG_PATH) -> list[str]:
+    """`--theme.<option> <value>` for each option of the config file's [theme] (none when there is no such file).
+
+    Streamlit reads `.streamlit/config.toml` from the working directory only: passing the theme keeps the page the
+    same when the launcher is started from anywhere else.
+    """
+    try:
+        theme = tomllib.loads(config.read_text()).get("theme", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        log.warning("no theme from %s: %s", config, e)
+        return []
+    flags: list[str] = []
+    for name, value in theme.items():
+        if isinstance(value, bool):
+            flags += [f"--theme.{name}", "true" if value else "false"]
+        elif isinstance(value, str | int | float):
+            flags += [f"--theme.{name}", str(value)]
+    return flags
+
+
+def streamlit_argv(ns: argparse.Namespace, config: Path = CONFIG_PATH) -> list[str]:
     """The `streamlit run` arguments for these options (the report's own ones after `--`)."""
     argv = ["run", str(APP_PATH), "--server.port", str(ns.port), "--server.address", ns.address,
             "--server.headless", "false" if ns.open_browser else "true", "--browser.gatherUsageStats", "false",
-            "--logger.level", ns.log_level.lower()]
+            "--logger.level", ns.log_level.lower(), *(theme_flags(config) if config.is_file() else [])]
     own = []  # the Mongo URI is not among them: it reaches the page through the environment (see run_cli)
     if ns.database:
         own += ["--database", ns.database]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from reporting import labels
+from reporting import labels, tables
 from storage import contract as c
 from storage.alerts import alert_history, firing_alerts
 from storage.client import mask_uri
@@ -60,4 +59,4 @@ def show(db: Database, uri: str, as_of: datetime) -> None:
     label = (f"Alert history: {len(history)} alert{'s' if len(history) != 1 else ''} in the last {HISTORY_DAYS} days"
              f"{f' (the newest {HISTORY_LIMIT})' if len(history) >= HISTORY_LIMIT else ''}, {len(firing)} firing")
     with st.expander(label, expanded=bool(firing)):
-        st.dataframe(pd.DataFrame.from_records([history_row(d) for d in history]), hide_index=True)
+        tables.show([history_row(d) for d in history], "alert-history")

@@ -113,3 +113,15 @@ def invalid_by_reason(counts: dict[str, dict[datetime, int]], size: timedelta) -
                      for reason, per in counts.items()])
     width = f"{labels.minutes(size)} buckets" if size < timedelta(hours=1) else "1-h buckets"
     return _layout(fig, f"Kafka timestamp (UTC), {width}", "invalid events", barmode="stack")
+
+
+def bot_seconds_bars(counts: dict[datetime, tuple[int, int]], size: timedelta) -> go.Figure:
+    """Bars of bot seconds per time bucket (by event time), each bar spanning its bucket."""
+    width_ms = size.total_seconds() * 1000 * 0.9
+    fig = go.Figure(go.Bar(
+        x=list(counts), y=[n for n, _ in counts.values()], customdata=[events for _, events in counts.values()],
+        name="bot seconds", width=width_ms, offset=0,
+        hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y:,} bot seconds, %{customdata:,} events<extra></extra>",
+    ))
+    width = f"{labels.minutes(size)} buckets" if size < timedelta(hours=1) else "1-h buckets"
+    return _layout(fig, f"event time (UTC), {width}", "bot seconds")

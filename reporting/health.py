@@ -94,3 +94,70 @@ def batch_figures(newest: Doc | None, points: Sequence[Doc]) -> BatchFigures:
         state_rows=int(newest.get(c.STATE_ROWS) or 0),
         **totals,
     )
+
+
+@dataclass(frozen=True)
+class LagRule:
+    """Consumer lag in records: above `records` is a warning (amber), and above it in every batch for `lasting`
+    an alarm (red)."""
+
+    records: int
+    lasting: timedelta
+
+    def __post_init__(self) -> None:
+        if self.records < 0 or self.lasting <= timedelta(0):
+            raise ValueError(f"need records >= 0 and a positive duration, got {self.records} and {self.lasting}")
+
+
+# The alerts program's `lag_records` defaults (alerts/rules.py): an alert is pending while the lag is above 10,000
+# records and fires once it has been for 5 minutes, so the report turns amber and red at the same points.
+LAG_RULE = LagRule(records=10_000, lasting=timedelta(minutes=5))
+
+
+def lag_records(batch: Doc | None) -> int | None:
+    """Records in Kafka past the batch's end offsets when it ran, over all partitions (None when not reported)."""
+    value = (batch or {}).get(c.OFFSETS_BEHIND_LATEST)
+    return None if value is None else int(value)
+
+
+def lag_history_points(newest: Doc | None, points: Sequence[Doc], rule: LagRule = LAG_RULE) -> list[Doc]:
+    """The aggregates query's per-minute points whose last batch's lag tells whether the lag has lasted `rule.lasting`:
+    those of the `lasting` before the newest batch and the last one before that. None are needed (an empty list)
+    unless the newest batch's lag is above the rule's records."""
+    lag = lag_records(newest)
+    if newest is None or lag is None or lag <= rule.records:
+        return []
+    since = labels.as_utc(newest[c.TIMESTAMP]) - rule.lasting
+    agg = sorted((p for p in points if p.get(c.QUERY) == c.AGGREGATES_QUERY),
+                 key=lambda p: labels.as_utc(p[c.TIMESTAMP]), reverse=True)
+    inside = [p for p in agg if labels.as_utc(p[c.TIMESTAMP]) > since]
+    before = next((p for p in agg if labels.as_utc(p[c.TIMESTAMP]) <= since), None)
+    return inside + ([before] if before is not None else [])
+
+
+@dataclass(frozen=True)
+class Lag:
+    """The consumer-lag KPI: the newest aggregates batch's lag, when it was measured, and its level."""
+
+    level: Level
+    records: int | None = None
+    max_partition: int | None = None
+    at: datetime | None = None
+    lasted: timedelta | None = None  # how long every batch has been above the rule's records (at least)
+
+
+def lag(newest: Doc | None, history: Sequence[Doc], rule: LagRule = LAG_RULE) -> Lag:
+    """The lag of the newest aggregates batch, amber when above `rule.records`, red when every batch of `history`
+    (reads.batch_lags of `lag_history_points`) was above it too and they reach back `rule.lasting`."""
+    records = lag_records(newest)
+    if newest is None or records is None:
+        return Lag(Level.UNKNOWN, at=newest[c.TIMESTAMP] if newest else None)
+    at = labels.as_utc(newest[c.TIMESTAMP])
+    most = newest.get(c.MAX_OFFSETS_BEHIND_LATEST)
+    found = Lag(Level.OK, records, None if most is None else int(most), at)
+    if records <= rule.records:
+        return found
+    above = [labels.as_utc(b[c.TIMESTAMP]) for b in history if (lag_records(b) or 0) > rule.records]
+    lasted = at - min(above, default=at) if len(above) == len(history) else None
+    level = Level.RED if lasted is not None and lasted >= rule.lasting else Level.AMBER
+    return Lag(level, found.records, found.max_partition, at, lasted)

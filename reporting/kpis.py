@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from reporting import labels
+from reporting import health, labels
+from reporting.bots import WithoutBots
 from storage import contract as c
 from storage.reads import LATEST_RULE, PageViews, Sessions
 
@@ -15,6 +16,7 @@ Doc = dict[str, Any]
 
 RATE_SPAN = timedelta(minutes=1)
 INVALID_SPAN = timedelta(minutes=15)
+LAG_LABEL = "Consumer lag"
 
 @dataclass(frozen=True)
 class Kpi:
@@ -27,6 +29,7 @@ class Kpi:
     number: float | None = None
     delta: str | None = None
     delta_description: str | None = None
+    note: str = ""  # shown under the window (markdown, e.g. a coloured level)
 
 
 def window_text(w: Doc | None) -> str:
@@ -114,3 +117,34 @@ def invalid_rate(points: Sequence[Doc], newest: datetime | None) -> Kpi:
         return Kpi("Invalid-event rate", "—", span, help_text)
     rate = sum(int(p[c.INVALID_ROWS] or 0) for p in recent) / total
     return Kpi("Invalid-event rate", f"{rate:.1%}", span, help_text, rate)
+
+
+def consumer_lag(lag: health.Lag, now: datetime, rule: health.LagRule = health.LAG_RULE) -> Kpi:
+    """Records in Kafka the aggregates query had not read when its newest batch ran, and when that was."""
+    limit = f"{rule.records:,} records"
+    help_text = ("Records in Kafka past the offsets the aggregates query had read, summed over partitions, when its "
+                 f"newest batch ran (Spark's offsetsBehindLatest). Amber above {limit}, red when above it in every "
+                 f"batch for {labels.age(rule.lasting)}: where the alerts program's lag_records alert is pending and "
+                 "fires. A stopped job writes no batch, so this figure stops too: see the batch age (the alerts "
+                 "program measures lag against Kafka's latest offsets).")
+    if lag.records is None:
+        when = "no batch yet" if lag.at is None else f"the newest aggregates batch ({labels.utc(lag.at)}) reported none"
+        return Kpi(LAG_LABEL, "—", when, help_text)
+    measured = f"records behind Kafka at the newest aggregates batch, {labels.utc(lag.at)} ({labels.age(now - lag.at)} ago)"
+    if lag.max_partition is not None:
+        measured += f"; at most {lag.max_partition:,} in a partition"
+    note = {health.Level.AMBER: f":orange[above {limit}: the lag_records alert is pending]",
+            health.Level.RED: f":red[above {limit} for {labels.age(lag.lasted or rule.lasting)}: the lag_records "
+                              "alert fires]"}.get(lag.level, "")
+    return Kpi(LAG_LABEL, f"{lag.records:,}", measured, help_text, float(lag.records), note=note)
+
+
+def without_bots_note(without: WithoutBots | None, latest: Doc | None) -> str:
+    """"without its 2 bot users: 40" under the active-users KPI, when its window is the user-sessions window whose
+    users were counted without bots (only there is the figure exact); empty otherwise."""
+    if without is None or latest is None or without.bot_users == 0:
+        return ""
+    same = all(labels.as_utc(without.window[k]) == labels.as_utc(latest[k]) for k in (c.WINDOW_START, c.WINDOW_END))
+    if not same:
+        return ""
+    return f"without its {without.bot_users:,} bot user{'s' if without.bot_users != 1 else ''}: {without.users:,}"

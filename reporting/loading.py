@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from reporting import bots, health
 from storage import contract as c
 from storage import reads
 from storage.layout import Layout
@@ -22,6 +23,9 @@ INVALID_LIMIT = 20_000
 SAMPLE_LIMIT = 20
 SAMPLE_RAW_CHARS = 300
 MIN_BATCH_SPAN = timedelta(minutes=15)  # the invalid-rate KPI needs 15 minutes of batches
+DEAD_LETTER_SPAN = timedelta(days=7)  # the job's default retention
+BOT_LIMIT = 5000  # bot seconds read for the chart and the top bot users
+DEAD_LETTER_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,15 @@ class PageData:
     pages: reads.PageViews | None = None  # the page-views window ending with the latest active-users window
     sessions: reads.Sessions | None = None  # the same for user sessions
     health: reads.Health = field(default_factory=reads.Health)
+    lag_history: list[Doc] = field(default_factory=list)  # the aggregates lag of the last minutes, when it is high
     invalid_range: tuple[datetime, datetime] | None = None
     invalid_events: list[Doc] = field(default_factory=list)
     invalid_samples: list[Doc] = field(default_factory=list)
+    spark_ui: reads.SparkUi | None = None
+    bot_range: tuple[datetime, datetime] | None = None  # the event times of the bot seconds read (as invalid events')
+    bot_seconds: list[Doc] = field(default_factory=list)  # newest first, at most BOT_LIMIT
+    without_bots: bots.WithoutBots | None = None  # the user-sessions window's figures without its bot users
+    dead_letters: list[Doc] = field(default_factory=list)  # of the DEAD_LETTER_SPAN before now, newest first
 
     @property
     def empty(self) -> bool:
@@ -73,6 +83,17 @@ def _excerpt(event: Doc) -> Doc:
     return {**event, c.RAW: raw[:SAMPLE_RAW_CHARS] + "…"} if len(raw) > SAMPLE_RAW_CHARS else event
 
 
+def _without_bots(db: Database, lay: Layout, sessions: reads.Sessions, end: datetime) -> bots.WithoutBots:
+    """The user-sessions window's figures without its bot users (its users are read again only when it has some)."""
+    found = reads.bot_users(db, sessions.window)
+    if not found:
+        users = sum(n for _, n in sessions.histogram)
+        per_user = sum(k * n for k, n in sessions.histogram) / users if users else None
+        return bots.WithoutBots(sessions.window, sessions.users, 0, per_user)
+    window, users_of_window = reads.window_users(db, lay, end)
+    return bots.without_bots(window, users_of_window, found)
+
+
 def load_page_data(db: Database, request: PageRequest, now: datetime) -> PageData:
     """Read everything one render shows (equality lookups only, a few dozen)."""
     data = PageData(now=now, request=request, layout=reads.layout(db))
@@ -88,9 +109,17 @@ def load_page_data(db: Database, request: PageRequest, now: datetime) -> PageDat
             data.pages = reads.page_views(db, data.layout, data.range_end, PAGE_LIMIT)
             data.sessions = reads.sessions(db, data.layout, data.range_end, request.top_users)
     data.health = reads.health(db, now, max(request.time_range, MIN_BATCH_SPAN), POINT_LIMIT)
+    data.lag_history = reads.batch_lags(db, health.lag_history_points(data.health.newest_aggregates_batch,
+                                                                      data.health.points))
     # Live data: the invalid events' range ends now. Historical (replayed) data: with the latest window, so it shows.
     end = now if data.range_end is None or now - data.range_end < request.time_range else data.range_end
     data.invalid_range = (end - request.time_range, end)
     data.invalid_events = reads.invalid_events(db, end - request.time_range, end, INVALID_LIMIT)
     data.invalid_samples = [_excerpt(e) for e in data.invalid_events[:SAMPLE_LIMIT]]
+    data.bot_range = data.invalid_range
+    data.bot_seconds = reads.bot_activity(db, end - request.time_range, end, BOT_LIMIT)
+    if data.sessions is not None and data.layout is not None and data.range_end is not None:
+        data.without_bots = _without_bots(db, data.layout, data.sessions, data.range_end)
+    data.spark_ui = reads.spark_ui(db)
+    data.dead_letters = reads.dead_letters(db, now - DEAD_LETTER_SPAN, now, DEAD_LETTER_LIMIT)
     return data

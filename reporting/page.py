@@ -7,20 +7,23 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 from streamlit_autorefresh import st_autorefresh
 
 from clickpulse.cli import short_error
-from reporting import alerts_view, charts, health, kpis, labels
+from reporting import alerts_view, bots, charts, controls, health, kpis, labels, tables
+from reporting.controls import TOP_N, Controls
 from reporting.loading import (
+    BOT_LIMIT,
+    DEAD_LETTER_LIMIT,
+    DEAD_LETTER_SPAN,
     INVALID_LIMIT,
     POINT_HOURS,
     POINT_LIMIT,
@@ -30,7 +33,6 @@ from reporting.loading import (
     load_page_data,
 )
 from reporting.settings import (
-    DEFAULT_TIME_RANGE,
     REFRESH_SECONDS,
     TIME_RANGES,
     ReportSettings,
@@ -72,46 +74,37 @@ def script_args(argv: Sequence[str]) -> list[str]:
     return []
 
 
-@dataclass(frozen=True)
-class Controls:
-    auto_refresh: bool
-    refresh_seconds: int
-    time_range_label: str
-    top_pages: int
-    top_users: int
-
-    @property
-    def time_range(self) -> timedelta:
-        return TIME_RANGES[self.time_range_label]
+URL_CHOICES = "choices_from_url"  # session state: the choices this browser session started from
 
 
 def sidebar(settings: ReportSettings) -> Controls:
+    """The sidebar's widgets; each new browser session (a reload) starts from the choices in the page's URL, and the
+    choices that differ from the defaults are written back there."""
+    defaults = Controls(refresh_seconds=settings.refresh_seconds)
+    if URL_CHOICES not in st.session_state:
+        st.session_state[URL_CHOICES] = controls.from_query(st.query_params.to_dict(), defaults)
+    start: Controls = st.session_state[URL_CHOICES]
     with st.sidebar:
         st.header("Controls")
-        auto = st.toggle("Auto-refresh", value=True, key="auto_refresh")
+        auto = st.toggle("Auto-refresh", value=start.auto_refresh, key="auto_refresh")
         low, high = REFRESH_SECONDS
-        every = st.slider("Refresh every (seconds)", low, high, settings.refresh_seconds, key="refresh_seconds",
+        every = st.slider("Refresh every (seconds)", low, high, start.refresh_seconds, key="refresh_seconds",
                           disabled=not auto)
         names = list(TIME_RANGES)
-        time_range = st.selectbox("Time range", names, index=names.index(DEFAULT_TIME_RANGE), key="time_range",
+        time_range = st.selectbox("Time range", names, index=names.index(start.time_range_label), key="time_range",
                                   help="How far back the line and bar charts reach, from the latest complete window "
                                        "(or from now, for invalid events of live data).")
-        top_pages = st.slider("Top pages", 3, 50, 10, key="top_pages")
-        top_users = st.slider("Top users", 3, 50, 10, key="top_users")
+        top_pages = st.slider("Top pages", *TOP_N, start.top_pages, key="top_pages")
+        top_users = st.slider("Top users", *TOP_N, start.top_users, key="top_users")
         st.divider()
         st.caption(f"Reading database `{settings.database}` at `{mask_uri(settings.mongo_uri)}`.")
         st.caption("Set with CLICKPULSE_MONGO_URI / CLICKPULSE_DATABASE, or "
                    "`streamlit run reporting/app.py -- --mongo-uri ... --database ...`.")
-    return Controls(auto, every, time_range, top_pages, top_users)
-
-
-def _table(rows: list[dict[str, Any]], empty: str = "no rows") -> None:
-    if rows:
-        # A DataFrame, not the list: Streamlit would otherwise inspect every row to guess the format (a third of
-        # a render's time, measured with py-spy).
-        st.dataframe(pd.DataFrame.from_records(rows), hide_index=True)
-    else:
-        st.caption(empty)
+    chosen = Controls(auto, every, time_range, top_pages, top_users)
+    wanted = controls.with_choices(st.query_params.to_dict(), chosen, defaults)
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+    return chosen
 
 
 def _utc_row(doc: dict[str, Any], *fields: str) -> dict[str, Any]:
@@ -123,17 +116,21 @@ def _utc_row(doc: dict[str, Any], *fields: str) -> dict[str, Any]:
 def kpi_row(data: PageData) -> None:
     newest = labels.as_utc(data.health.newest[c.TIMESTAMP]) if data.health.newest else None
     row = [
-        kpis.active_users(data.latest_active, data.previous_active),
+        replace(kpis.active_users(data.latest_active, data.previous_active),
+                note=kpis.without_bots_note(data.without_bots, data.latest_active)),
         kpis.page_views(data.pages),
         kpis.sessions_per_user(data.sessions),
         kpis.events_per_second(data.health.points, newest),
         kpis.invalid_rate(data.health.points, newest),
+        kpis.consumer_lag(health.lag(data.health.newest_aggregates_batch, data.lag_history), data.now),
     ]
     for col, k in zip(st.columns(len(row)), row, strict=True):
         with col:
             st.metric(k.label, k.value, delta=k.delta, help=k.help, delta_description=k.delta_description,
                       border=True)
             st.caption(k.window)
+            if k.note:
+                st.caption(k.note)
 
 
 def activity(data: PageData) -> None:
@@ -148,7 +145,8 @@ def activity(data: PageData) -> None:
         if data.series:
             st.plotly_chart(charts.active_users_line(data.series), key="chart_active_users")
             with st.expander("Raw data: active users per window"):
-                _table([_utc_row(d, c.WINDOW_START, c.WINDOW_END, c.ACTIVE_USERS_COUNT) for d in data.series])
+                tables.show([_utc_row(d, c.WINDOW_START, c.WINDOW_END, c.ACTIVE_USERS_COUNT) for d in data.series],
+                            "active-users")
         else:
             st.caption("No active-user windows in this range yet.")
     with right:
@@ -161,7 +159,7 @@ def activity(data: PageData) -> None:
             shown = "" if len(pages) == data.pages.distinct_pages else f" (the top {len(pages):,} of " \
                 f"{data.pages.distinct_pages:,})"
             with st.expander(f"Raw data: page views in the window{shown}"):
-                _table([_utc_row(p, c.PAGE_URL, c.VIEWS) for p in pages])
+                tables.show([_utc_row(p, c.PAGE_URL, c.VIEWS) for p in pages], "page-views")
         else:
             st.caption("No page views yet.")
 
@@ -173,14 +171,63 @@ def activity(data: PageData) -> None:
         if histogram:
             st.plotly_chart(charts.sessions_histogram(histogram), key="chart_sessions")
             with st.expander("Raw data: users by session count"):
-                _table([{"sessions": k, "users": n} for k, n in histogram])
+                tables.show([{"sessions": k, "users": n} for k, n in histogram], "sessions-per-user")
         else:
             st.caption("No user sessions yet.")
     with right:
         st.markdown(f"**Top {data.request.top_users} users** by events, then sessions — "
                     f"{kpis.window_text(window)}")
-        _table([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in (data.sessions.top_users if data.sessions else [])],
-               "No user sessions yet.")
+        tables.show([_utc_row(u, c.USER_ID, c.EVENTS, c.SESSIONS) for u in (data.sessions.top_users if data.sessions else [])],
+                    "top-users", "No user sessions yet.")
+
+
+def bot_traffic(data: PageData) -> None:
+    """Bot seconds over the range, the top bot users, and the KPI window's figures without its bot users."""
+    st.subheader("Bot traffic")
+    st.caption("A bot second is one user's second of event time in which the job counted more valid events from that "
+               "user than its `--bot-max-events-per-second` (the job records them in `bot_activity`).")
+    start, end = data.bot_range or (data.now, data.now)
+    seconds = data.bot_seconds
+    cut = f" (the newest {BOT_LIMIT:,} only)" if len(seconds) >= BOT_LIMIT else ""
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Bot seconds** — event times {labels.utc(start)} to {labels.utc(end)}{cut}")
+        if seconds:
+            size = charts.bucket_size(end - start)
+            counts = bots.per_bucket(seconds, size)
+            st.plotly_chart(charts.bot_seconds_bars(counts, size), key="chart_bot_seconds")
+            with st.expander("Raw data: bot seconds and their events per bucket"):
+                tables.show([{"bucket start (UTC)": labels.utc(t), "bot seconds": n, "events": events}
+                             for t, (n, events) in counts.items()], "bot-seconds")
+        else:
+            st.caption("No bot activity in this range.")
+    with right:
+        n = data.request.top_users
+        st.markdown(f"**Top {n} bot users** by bot seconds, then events — the same range{cut}")
+        tables.show([{c.USER_ID: u[c.USER_ID], "bot seconds": u["seconds"], "events": u[c.EVENTS],
+                      "first second (UTC)": labels.utc(u["first"]), "last second (UTC)": labels.utc(u["last"])}
+                     for u in bots.top_bots(seconds, n)], "top-bot-users", "No bot users in this range.")
+    without = data.without_bots
+    if without is None:
+        return
+    window = kpis.window_text(without.window)
+    if without.bot_users == 0:
+        st.caption(f"No user was a bot in the user-sessions {window}: its active users and sessions per user above "
+                   "need no figures without bots.")
+        return
+    cols = st.columns(3)
+    figures = [
+        ("Active users without bots", f"{without.users:,}", f"user-sessions {window}"),
+        ("Sessions per user without bots",
+         "—" if without.sessions_per_user is None else f"{without.sessions_per_user:.2f}", f"user-sessions {window}"),
+        ("Bot users left out", f"{without.bot_users:,}", "users who were a bot in at least one second of the window"),
+    ]
+    for col, (label, value, note) in zip(cols, figures, strict=True):
+        with col:
+            st.metric(label, value, border=True)
+            st.caption(note)
+    st.caption("Page views are not shown without bots: page-view panes do not keep users, so they cannot be "
+               "recomputed exactly.")
 
 
 _ALERT = {health.Level.OK: st.success, health.Level.AMBER: st.warning, health.Level.RED: st.error,
@@ -198,6 +245,7 @@ def pipeline_health(data: PageData) -> None:
         with col:
             _ALERT[f.level](f.message)
 
+    spark_ui(data)
     fig = health.batch_figures(data.health.newest_aggregates_batch, points)
     span = max(data.request.time_range, timedelta(minutes=15))
     cols = st.columns(6)
@@ -225,9 +273,9 @@ def pipeline_health(data: PageData) -> None:
         if points:
             st.plotly_chart(charts.throughput_lines(points), key="chart_throughput")
             with st.expander("Raw data: rows/s per minute of aggregates batches"):
-                _table([_utc_row(b, c.MINUTE, c.BATCHES, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
-                                 c.PROCESSED_ROWS_PER_SECOND) for b in points
-                        if b.get(c.QUERY) == c.AGGREGATES_QUERY])
+                tables.show([_utc_row(b, c.MINUTE, c.BATCHES, c.INPUT_ROWS, c.INPUT_ROWS_PER_SECOND,
+                                      c.PROCESSED_ROWS_PER_SECOND) for b in points
+                             if b.get(c.QUERY) == c.AGGREGATES_QUERY], "throughput")
         else:
             st.caption("No batches yet.")
     with right:
@@ -235,10 +283,10 @@ def pipeline_health(data: PageData) -> None:
         if points:
             st.plotly_chart(charts.batch_duration_lines(points), key="chart_batch_duration")
             with st.expander(f"Raw data: {len(points):,} minutes of both queries' batches (newest first)"):
-                _table([_utc_row(b, c.QUERY, c.MINUTE, c.BATCHES, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS,
-                                 c.BATCH_DURATION_MS, c.MAX_BATCH_DURATION_MS, c.WATERMARK, c.STATE_ROWS,
-                                 c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS, c.INVALID_ROWS)
-                        for b in points])
+                tables.show([_utc_row(b, c.QUERY, c.MINUTE, c.BATCHES, c.BATCH_ID, c.TIMESTAMP, c.INPUT_ROWS,
+                                      c.BATCH_DURATION_MS, c.MAX_BATCH_DURATION_MS, c.WATERMARK, c.STATE_ROWS,
+                                      c.DROPPED_BY_WATERMARK, c.DUPLICATES_DROPPED, c.VALID_ROWS, c.INVALID_ROWS)
+                             for b in points], "batches")
         else:
             st.caption("No batches yet.")
 
@@ -250,16 +298,47 @@ def pipeline_health(data: PageData) -> None:
         counts = charts.invalid_counts(data.invalid_events, size)
         st.plotly_chart(charts.invalid_by_reason(counts, size), key="chart_invalid")
         with st.expander("Raw data: invalid events per reason and bucket"):
-            _table([{"reason": r, "bucket start (UTC)": labels.utc(t), "events": n}
-                    for r, per in counts.items() for t, n in per.items()])
+            tables.show([{"reason": r, "bucket start (UTC)": labels.utc(t), "events": n}
+                         for r, per in counts.items() for t, n in per.items()], "invalid-by-reason")
     else:
         st.caption("No invalid events in this range.")
 
     st.markdown(f"**Latest invalid events** — the newest {SAMPLE_LIMIT} of the range above")
-    _table([{"Kafka timestamp (UTC)": labels.utc(e.get(c.KAFKA_TIMESTAMP)), "reason": e.get(c.REASON),
-             "detail": e.get(c.DETAIL), "raw (excerpt)": e.get(c.RAW),
-             "where": f"{e.get(c.TOPIC)}-{e.get(c.PARTITION)}@{e.get(c.OFFSET)}"} for e in data.invalid_samples],
-           "No invalid events in this range.")
+    tables.show([{"Kafka timestamp (UTC)": labels.utc(e.get(c.KAFKA_TIMESTAMP)), "reason": e.get(c.REASON),
+                  "detail": e.get(c.DETAIL), "raw (excerpt)": e.get(c.RAW),
+                  "where": f"{e.get(c.TOPIC)}-{e.get(c.PARTITION)}@{e.get(c.OFFSET)}"} for e in data.invalid_samples],
+                "latest-invalid-events", "No invalid events in this range.")
+    dead_letters(data)
+
+
+def spark_ui(data: PageData) -> None:
+    """A link to the Spark UI of the job that started last, when it reported one."""
+    if data.spark_ui is None:
+        return
+    left, right = st.columns([1, 5], vertical_alignment="center")
+    with left:
+        st.link_button("Spark UI", data.spark_ui.url, icon=":material/open_in_new:")
+    with right:
+        st.caption(f"`{data.spark_ui.url}`, as the job that started {labels.utc(data.spark_ui.reported_at)} "
+                   "reported it (it answers while that job runs, on the job's host: from another machine, use "
+                   "an SSH tunnel).")
+
+
+def dead_letters(data: PageData) -> None:
+    """The documents the store refused (the rest of their batches was written), newest first."""
+    span = f"{DEAD_LETTER_SPAN.days} days"
+    letters = data.dead_letters
+    if not letters:
+        st.caption(f"No dead letters in the last {span}: the store took every document the job wrote.")
+        return
+    more = "+" if len(letters) >= DEAD_LETTER_LIMIT else ""
+    st.warning(f"{len(letters)}{more} document{'s' if len(letters) != 1 else ''} refused by the store in the last "
+               f"{span}: what they held is missing from this report (set aside in `dead_letters`).")
+    shown = f" (the newest {DEAD_LETTER_LIMIT})" if more else ""
+    with st.expander(f"Dead letters of the last {span}{shown}"):
+        tables.show([{"failed at (UTC)": labels.utc(d.get(c.FAILED_AT)), "collection": d.get(c.TARGET_COLLECTION),
+                      "document id": d.get(c.DOCUMENT_ID), "field": d.get(c.FIELD), "error": d.get(c.ERROR)}
+                     for d in letters], "dead-letters")
 
 
 def refresh_interval(chosen_seconds: int, load_seconds: float) -> int:
@@ -331,4 +410,5 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return
     kpi_row(data)
     activity(data)
+    bot_traffic(data)
     pipeline_health(data)

@@ -62,9 +62,12 @@ EVENTS = "events"
 SHARDS = {PAGE_VIEWS: 16, USER_SESSIONS: 64}  # fixed: a key's shard must never change between runs
 #
 # pipeline_layout: what the job computes, so readers know each aggregate's window (written at job start):
-#   {_id: "windows", active_users: {window_seconds, slide_seconds}, page_views: {...}, user_sessions: {...}, updated_at}
+#   {_id: "windows", active_users: {window_seconds, slide_seconds}, page_views: {...}, user_sessions: {...},
+#    spark_ui (where the job's Spark UI answers, e.g. "http://127.0.0.1:4040", or null when it is off), updated_at}
+# spark_ui is only ever scheme, host, port and path: never credentials, a query or a fragment.
 LAYOUT_ID = "windows"
 SLIDE_SECONDS = "slide_seconds"
+SPARK_UI = "spark_ui"
 
 # Fields of windows as the read API returns them (and the report shows them)
 WINDOW_START = "window_start"

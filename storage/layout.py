@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pymongo.database import Database
 
@@ -58,11 +59,27 @@ class Layout:
                 c.USER_SESSIONS: self.user_sessions}[collection]
 
 
-def write_layout(db: Database, layout: Layout) -> None:
-    """Record what the job computes (idempotent; a job started with other windows replaces it)."""
+def public_url(url: str | None) -> str | None:
+    """An http(s) URL reduced to scheme, host, port and path (no user, password, query or fragment); None otherwise."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit((parts.scheme, host if port is None else f"{host}:{port}", parts.path, "", ""))
+
+
+def write_layout(db: Database, layout: Layout, spark_ui: str | None = None) -> None:
+    """Record what the job computes and where its Spark UI answers (idempotent; the next job start replaces it)."""
     db[c.PIPELINE_LAYOUT].replace_one(
         {c.ID: c.LAYOUT_ID},
-        {**{coll: layout.of(coll).to_document() for coll in c.AGGREGATE_COLLECTIONS}, c.UPDATED_AT: datetime.now(UTC)},
+        {**{coll: layout.of(coll).to_document() for coll in c.AGGREGATE_COLLECTIONS},
+         c.SPARK_UI: public_url(spark_ui), c.UPDATED_AT: datetime.now(UTC)},
         upsert=True,
     )
 

@@ -22,7 +22,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from storage import contract as c
-from storage.layout import Layout, Windows, read_layout
+from storage.layout import Layout, Windows, public_url, read_layout
 from storage.rollup import minute_point
 
 Doc = dict[str, Any]
@@ -37,6 +37,7 @@ _BATCH_FIELDS = {
     c.ID: 0, c.QUERY: 1, c.BATCH_ID: 1, c.TIMESTAMP: 1, c.INPUT_ROWS: 1, c.INPUT_ROWS_PER_SECOND: 1,
     c.PROCESSED_ROWS_PER_SECOND: 1, c.BATCH_DURATION_MS: 1, c.WATERMARK: 1, c.STATE_ROWS: 1,
     c.DROPPED_BY_WATERMARK: 1, c.DUPLICATES_DROPPED: 1, c.VALID_ROWS: 1, c.INVALID_ROWS: 1,
+    c.OFFSETS_BEHIND_LATEST: 1, c.AVG_OFFSETS_BEHIND_LATEST: 1, c.MAX_OFFSETS_BEHIND_LATEST: 1,
 }
 HOURLY_UP_TO = timedelta(days=2)  # events of longer ranges are read a day bucket at a time
 _INVALID_FIELDS = {c.ID: 0, c.REASON: 1, c.DETAIL: 1, c.RAW: 1, c.RAW_TRUNCATED: 1, c.TOPIC: 1, c.PARTITION: 1,
@@ -276,3 +277,54 @@ def invalid_events(db: Database, after: datetime, until: datetime, limit: int) -
         if len(events) >= limit:
             break
     return sorted(events, key=lambda e: utc(e[c.KAFKA_TIMESTAMP]), reverse=True)[:limit]
+
+
+# --- the report's further reads -------------------------------------------------------------------------------------
+
+_LAG_FIELDS = {c.ID: 0, c.TIMESTAMP: 1, c.OFFSETS_BEHIND_LATEST: 1, c.AVG_OFFSETS_BEHIND_LATEST: 1,
+               c.MAX_OFFSETS_BEHIND_LATEST: 1}
+
+
+def batch_lags(db: Database, points: Iterable[Doc]) -> list[Doc]:
+    """The Kafka lag that the last batch of each of these per-minute points (from `health`) reported, in their order:
+    [{timestamp, offsets_behind_latest, avg_/max_offsets_behind_latest}] (one `_id` read each; a batch stored without
+    lag figures comes without them, one not stored is left out)."""
+    found = []
+    for p in points:
+        doc = db[c.PIPELINE_METRICS].find_one({c.ID: c.metrics_id(p[c.QUERY], p[c.RUN_ID], p[c.BATCH_ID])}, _LAG_FIELDS)
+        if doc is not None:
+            found.append(doc)
+    return found
+
+
+@dataclass(frozen=True)
+class SparkUi:
+    """Where the job's Spark UI answers (as the job reported at its start), and when the job reported it."""
+
+    url: str
+    reported_at: datetime
+
+
+def spark_ui(db: Database) -> SparkUi | None:
+    """The Spark UI of the job that started last; None before a job reported one (or when its UI is off)."""
+    doc = db[c.PIPELINE_LAYOUT].find_one({c.ID: c.LAYOUT_ID}, {c.ID: 0, c.SPARK_UI: 1, c.UPDATED_AT: 1})
+    url = public_url(str(doc.get(c.SPARK_UI) or "")) if doc else None
+    return None if url is None else SparkUi(url, utc(doc[c.UPDATED_AT]))
+
+
+_DEAD_LETTER_FIELDS = {c.ID: 0, c.TARGET_COLLECTION: 1, c.DOCUMENT_ID: 1, c.FIELD: 1, c.OPERATION: 1, c.ERROR: 1,
+                       c.ERROR_CODE: 1, c.FAILED_AT: 1}
+
+
+def dead_letters(db: Database, after: datetime, until: datetime, limit: int) -> list[Doc]:
+    """What the job set aside because the store refused it, failed in `(after, until]`, newest first, at most `limit`:
+    [{collection, document_id, field, operation, error, error_code, failed_at}] (not the excerpt)."""
+    bucket = c.HOUR if until - after <= HOURLY_UP_TO else c.DAY
+    found: list[Doc] = []
+    for b in c.buckets_between(bucket, after, until):
+        found += [d for d in db[c.DEAD_LETTERS].find({bucket: b}, _DEAD_LETTER_FIELDS)
+                  if after < utc(d[c.FAILED_AT]) <= until]
+        if len(found) >= limit:
+            break
+    return sorted(found, key=lambda d: (utc(d[c.FAILED_AT]), d[c.TARGET_COLLECTION], d[c.DOCUMENT_ID]),
+                  reverse=True)[:limit]

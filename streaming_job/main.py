@@ -183,6 +183,7 @@ def run(s: JobSettings, json_logs: bool = False) -> int:
         has_ttl = _prepare_mongo(db, s)
         target, writers = _writers_for_server(running.client, s)
         running.spark = _start_session(s, json_logs)
+        _record_spark_ui(db, s, running.spark)
         running.progress = _record_progress(running.spark, db)
         running.heartbeat = _start_heartbeat(s)
         _start_retention(running.stop, db, s, has_ttl)
@@ -231,6 +232,13 @@ def _prepare_mongo(db: Database, s: JobSettings) -> bool:
     log.info("MongoDB %s, database %s ready (retention %s)", mask_uri(s.mongo_uri), s.database,
              "off" if s.retention is None else f"{_human(s.retention)} by {'TTL index' if has_ttl else 'pruning'}")
     return has_ttl
+
+
+def _record_spark_ui(db: Database, s: JobSettings, spark: SparkSession) -> None:
+    """Add where the Spark UI answers (known once the session runs) to the layout document, for the report's link."""
+    from storage.layout import write_layout
+
+    _retrier(s).call(lambda: write_layout(db, s.layout(), spark.sparkContext.uiWebUrl))
 
 
 def _writers_for_server(client: MongoClient, s: JobSettings) -> tuple[MongoTarget, int | None]:

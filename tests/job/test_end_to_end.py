@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import contract as c
+from storage import reads
 from storage.layout import Layout, Windows, read_layout
 from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, mismatches, run_job, stored
@@ -36,7 +37,8 @@ def two_runs(kafka_bootstrap, mongo_uri, mongo_client, tmp_path_factory):
     records = read_back(kafka_bootstrap, topic)
     after_second = (stored(mongo_client[database]), expected(records))
     try:
-        yield {"first": after_first, "second": after_second, "db": mongo_client[database], "records": len(records)}
+        yield {"first": after_first, "second": after_second, "db": mongo_client[database], "records": len(records),
+               "log": log}
     finally:
         mongo_client.drop_database(database)
 
@@ -92,6 +94,14 @@ def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):
     assert lay == Layout(Windows(timedelta(minutes=5), timedelta(minutes=1)),
                          Windows(timedelta(minutes=15), timedelta(minutes=1)),
                          Windows(timedelta(minutes=5), timedelta(minutes=1)))
+
+
+def test_the_layout_document_holds_the_spark_ui_the_job_logged(two_runs):
+    # Given two job runs, each logging where its Spark UI answers
+    logged = [line.split(" UI ")[1].strip() for line in two_runs["log"].read_text().splitlines() if " UI http" in line]
+    assert len(logged) == 2
+    # When the report reads where the UI is, Then it is the one the newest run logged
+    assert reads.spark_ui(two_runs["db"]).url == logged[-1]
 
 
 def test_each_batch_of_each_query_leaves_a_progress_document(two_runs):

@@ -38,6 +38,20 @@ def test_a_dry_run_prints_exactly_the_generated_events_and_summarises_on_stderr(
     assert summary["stopped_by"] == "count"
 
 
+def test_a_dry_run_with_bots_counts_them_and_their_events_in_the_summary(capsysbinary):
+    # Given 2% bots among 500 users, bursting 25 events at a time
+    lines, summary = dry_run(capsysbinary, "--count", "5000", "--rate", "max", "--seed", "5", "--start-time", START,
+                             "--users", "500", "--bot-ratio", "0.02", "--bot-burst", "25")
+    expected = list(generate(ProducerSettings(
+        seed=5, count=5000, rate=0, start_time=datetime(2026, 11, 23, 10, tzinfo=UTC), users=500, bot_ratio=0.02,
+        bot_burst=25, invalid_ratio=0.02, late_ratio=0.01, duplicate_ratio=0.01)))  # the CLI's fault defaults
+    assert lines == [e.value for e in expected]
+    # Then the summary counts the bots that burst and their events, apart from the other valid events
+    assert 0 < summary["bots"] == len({e.key for e in expected if e.kind == "bot"}) <= 10
+    assert summary["bot_events"] == sum(e.kind == "bot" for e in expected) > 25
+    assert summary["valid"] + summary["bot_events"] + sum(summary["injected"].values()) == 5000
+
+
 def test_two_dry_runs_with_the_same_seed_are_byte_identical(capsysbinary):
     args = ("--count", "2000", "--rate", "max", "--seed", "77", "--start-time", START)
     assert dry_run(capsysbinary, *args)[0] == dry_run(capsysbinary, *args)[0]
@@ -110,6 +124,8 @@ def test_a_stop_request_ends_an_endless_run_and_reports_everything_sent(capsysbi
         (["--invalid-kinds", "teleport"], "unknown invalid kind"),
         (["--bootstrap-servers", "nohostport"], "bad bootstrap servers"),
         (["--invalid-ratio", "0.8", "--late-ratio", "0.5"], "must not exceed 1"),
+        (["--bot-ratio", "2"], "not a ratio between 0 and 1"),
+        (["--bot-ratio", "0.1", "--bot-burst", "1"], "bot-burst must be at least 2"),
     ],
 )
 def test_a_bad_argument_exits_2_with_one_clear_line(capsys, args, message):

@@ -20,11 +20,14 @@ def known_db(mongo_db):
 
 @pytest.fixture
 def report(monkeypatch: pytest.MonkeyPatch, mongo_uri: str) -> Callable[..., AppTest]:
-    """`report(db_name)` runs the app once against that database (through the environment) and returns it."""
+    """`report(db_name)` runs the app once against that database (through the environment) and returns it;
+    `query` opens it with those URL query parameters."""
 
-    def run(database: str, uri: str | None = None) -> AppTest:
+    def run(database: str, uri: str | None = None, query: dict[str, str] | None = None) -> AppTest:
         monkeypatch.setenv("CLICKPULSE_MONGO_URI", uri or mongo_uri)
         monkeypatch.setenv("CLICKPULSE_DATABASE", database)
-        return AppTest.from_file(APP_PATH, default_timeout=60).run()
+        at = AppTest.from_file(APP_PATH, default_timeout=60)
+        at.query_params.update(query or {})
+        return at.run()
 
     return run

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 from pyspark.sql import Row
 
 from storage import contract as c
+from storage import dead_letters
 from storage.indexes import ensure_indexes
 from storage.layout import Layout, Windows, write_layout
 from storage.rollup import minute_point, rollup_merges
@@ -87,6 +89,24 @@ def invalid(offset: int, reason: str, at: datetime, detail: str = "", raw: str =
     return {c.ID: c.invalid_event_id("clickstream", 0, offset), c.REASON: reason, c.DETAIL: detail, c.RAW: raw,
             c.RAW_TRUNCATED: False, c.TOPIC: "clickstream", c.PARTITION: 0, c.OFFSET: offset, c.KAFKA_TIMESTAMP: at,
             c.STORED_AT: at + MIN, **c.time_buckets(at)}
+
+
+def dead_letter(collection: str, document_id: str, at: datetime, field: str | None = None,
+                error: str = "ERROR: unsupported Unicode escape sequence (SQLSTATE 22P05)") -> Doc:
+    """The dead letter the sink writes when the store refuses a document (or one `$set` entry) at `at`."""
+    fields = {c.ID: document_id, "value": 1} if field is None else {field: 1}
+    operation = c.REPLACE if field is None else c.MERGE
+    return dead_letters.dead_letter(
+        dead_letters.Rejected(collection, document_id, operation, fields, OperationFailure(error, 1), field), at)
+
+
+def bot_second(user: str, second: datetime, events: int, partition: int = 0, first_offset: int = 0,
+               written: datetime | None = None) -> Doc:
+    """One user's second of bot activity, as the job stores it (storage/contract.py, bot_activity)."""
+    return {c.ID: c.bot_activity_id(second, user), c.USER_ID: user, c.SECOND: second, c.EVENTS: events,
+            c.FIRST: {c.PARTITION: partition, c.OFFSET: first_offset},
+            c.LAST: {c.PARTITION: partition, c.OFFSET: first_offset + events - 1},
+            **c.time_buckets(second), c.UPDATED_AT: written or second + MIN}
 
 
 def points(batches: list[Doc]) -> list[Doc]:

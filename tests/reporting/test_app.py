@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from reporting.page import APP_PATH
 from storage import contract as c
-from tests.reporting.documents import MIN, T0, active, batch, insert
+from storage.layout import write_layout
+from tests.reporting.documents import DEFAULT_LAYOUT, MIN, T0, active, batch, bot_second, dead_letter, insert
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +178,201 @@ def test_a_bad_argument_is_shown_on_the_page(monkeypatch):
     at = AppTest.from_file(APP_PATH, default_timeout=60).run()
     assert not at.exception
     assert texts(at.error) == ["Bad report setting: refresh interval must be 2..60 s, got 99"]
+
+
+RAW_TABLES = ("active-users", "page-views", "sessions-per-user", "top-users", "throughput", "batches",
+              "invalid-by-reason", "latest-invalid-events")
+
+
+def test_every_raw_table_offers_its_rows_as_a_csv_download(report, known_db):
+    # Given the known site; When the report renders
+    at = report(known_db.name)
+    # Then each table has its own download button (tables.csv_bytes writes the very frame shown)
+    buttons = at.get("download_button")
+    assert sorted(b.key for b in buttons) == sorted(f"csv_{name}" for name in RAW_TABLES)
+    assert len(buttons) == len(at.dataframe)
+    assert all(len(e.get("download_button")) == 1 for e in at.expander if e.label.startswith("Raw data"))
+    assert all(b.proto.url.endswith(".csv") for b in buttons)
+
+
+SIDEBAR = {"time_range": "6 hours", "top_pages": 5, "top_users": 7, "refresh_seconds": 30, "auto_refresh": False}
+
+
+def choose(at: AppTest) -> AppTest:
+    """Set every sidebar control away from its default, as a user would."""
+    at.selectbox(key="time_range").set_value(SIDEBAR["time_range"]).run()
+    at.slider(key="top_pages").set_value(SIDEBAR["top_pages"]).run()
+    at.slider(key="top_users").set_value(SIDEBAR["top_users"]).run()
+    at.slider(key="refresh_seconds").set_value(SIDEBAR["refresh_seconds"]).run()
+    return at.toggle(key="auto_refresh").set_value(SIDEBAR["auto_refresh"]).run()
+
+
+def sidebar_values(at: AppTest) -> dict[str, object]:
+    return {"time_range": at.selectbox(key="time_range").value, "top_pages": at.slider(key="top_pages").value,
+            "top_users": at.slider(key="top_users").value, "refresh_seconds": at.slider(key="refresh_seconds").value,
+            "auto_refresh": at.toggle(key="auto_refresh").value}
+
+
+def test_a_rerun_keeps_every_sidebar_choice(report, known_db):
+    # Given a user's choices in the sidebar
+    at = choose(report(known_db.name))
+    # When the page reruns in the same browser session (what an auto-refresh does), twice
+    at.run().run()
+    # Then every choice is still there, and the figures follow them
+    assert sidebar_values(at) == SIDEBAR
+    assert len(chart(at, "chart_top_pages")[0]["y"]) == 4  # the known site has 4 pages, under the 5 chosen
+
+
+def test_the_choices_go_into_the_url_and_a_reload_opens_with_them(report, known_db):
+    # Given a user's choices in the sidebar
+    at = choose(report(known_db.name))
+    # Then the page's URL carries them
+    url = dict(at.query_params)
+    assert url == {"range": "6h", "pages": "5", "users": "7", "every": "30", "refresh": "off"}
+    # When the page is loaded again from that URL (a reload is a new session)
+    again = report(known_db.name, query=url)
+    # Then it opens with the same choices
+    assert sidebar_values(again) == SIDEBAR
+
+
+def test_a_page_left_at_its_defaults_keeps_a_clean_url(report, known_db):
+    at = report(known_db.name)
+    at.run()
+    assert dict(at.query_params) == {}
+
+
+def lag_batches(db, lags: list[int]) -> None:
+    """Aggregates batches one minute apart (the newest at 10:15), each with its Kafka lag, oldest first."""
+    newest = T0 + 15 * MIN
+    insert(db, c.PIPELINE_METRICS, [
+        batch(c.AGGREGATES_QUERY, newest - (len(lags) - 1 - i) * MIN, 10 + i, 100, 50.0,
+              **{c.OFFSETS_BEHIND_LATEST: n, c.MAX_OFFSETS_BEHIND_LATEST: n // 3})
+        for i, n in enumerate(lags)])
+
+
+def lag_kpi(at: AppTest) -> tuple[str, list[str]]:
+    """The lag KPI's value and the captions under it."""
+    (column,) = [col for col in at.columns if any(m.label == "Consumer lag" for m in col.metric)]
+    return column.metric[0].value, [t.value for t in column.caption]
+
+
+def test_the_lag_kpi_shows_the_newest_batchs_lag_and_when_it_was_measured(report, mongo_db):
+    # Given aggregates batches whose newest (10:15) had 1,234 records to read, 411 of them in one partition
+    lag_batches(mongo_db, [5000, 1234])
+    # When the report renders
+    value, captions = lag_kpi(report(mongo_db.name))
+    # Then the KPI reads 1,234, measured by that batch, without a warning
+    assert value == "1,234"
+    assert captions[0].startswith("records behind Kafka at the newest aggregates batch, 2026-01-15 10:15:00 UTC (")
+    assert captions[0].endswith("; at most 411 in a partition")
+    assert len(captions) == 1
+
+
+def test_a_lag_above_the_alerts_threshold_is_amber(report, mongo_db):
+    # Given a newest batch 12,000 records behind, after batches that were not
+    lag_batches(mongo_db, [100, 100, 100, 100, 100, 12_000])
+    _, captions = lag_kpi(report(mongo_db.name))
+    assert captions[1] == ":orange[above 10,000 records: the lag_records alert is pending]"
+
+
+def test_a_lag_above_the_alerts_threshold_for_five_minutes_is_red(report, mongo_db):
+    # Given the last batch of every minute from 10:10 to 10:15 over 10,000 records behind
+    lag_batches(mongo_db, [20_000] * 6)
+    _, captions = lag_kpi(report(mongo_db.name))
+    assert captions[1] == ":red[above 10,000 records for 5 min: the lag_records alert fires]"
+
+
+def test_a_batch_without_lag_figures_shows_no_lag(report, known_db):
+    value, captions = lag_kpi(report(known_db.name))
+    assert value == "—"
+    assert captions == ["the newest aggregates batch (2026-01-15 10:15:30 UTC) reported none"]
+
+
+def at_links(at: AppTest) -> list:
+    return list(at.get("link_button"))
+
+
+def test_the_spark_ui_the_job_reported_is_a_link(report, known_db):
+    # Given a job that reported its Spark UI at start
+    write_layout(known_db, DEFAULT_LAYOUT, spark_ui="http://127.0.0.1:4041")
+    # When the report renders, Then the health section links to it
+    (link,) = at_links(report(known_db.name))
+    assert (link.proto.label, link.proto.url) == ("Spark UI", "http://127.0.0.1:4041")
+
+
+def test_without_a_spark_ui_there_is_no_link(report, known_db):
+    # Given a job whose UI is off (the known site's layout has none)
+    assert at_links(report(known_db.name)) == []
+
+
+def test_dead_letters_are_listed_newest_first_with_a_warning(report, known_db):
+    # Given two documents the store refused in the last hour
+    now = datetime.now(UTC)
+    insert(known_db, c.DEAD_LETTERS, [
+        dead_letter(c.USER_SESSIONS, "2026-01-15T10:10:00Z|07", now - 30 * MIN, field="events.u%00|s1"),
+        dead_letter(c.INVALID_EVENTS, "clickstream-0-9", now - 5 * MIN),
+    ])
+    # When the report renders
+    at = report(known_db.name)
+    # Then a warning counts them and a table lists them with collection, document, field and error
+    assert any(t.startswith("2 documents refused by the store in the last 7 days") for t in texts(at.warning))
+    table = next(df.value for df in at.dataframe if "document id" in df.value.columns)
+    assert list(table["collection"]) == [c.INVALID_EVENTS, c.USER_SESSIONS]
+    assert list(table["field"])[1] == "events.u%00|s1"
+    assert "SQLSTATE 22P05" in table["error"][0]
+    assert "csv_dead-letters" in [b.key for b in at.get("download_button")]
+
+
+def test_without_dead_letters_the_report_says_the_store_took_everything(report, known_db):
+    at = report(known_db.name)
+    assert "No dead letters in the last 7 days: the store took every document the job wrote." in texts(at.caption)
+
+
+S = timedelta(seconds=1)
+
+
+@pytest.fixture
+def site_with_bots(known_db):
+    """The known site, where u4 was a bot at 10:12:03 (inside the 10:10-10:15 user-sessions window), bot9 at 10:02:00
+    and 10:02:01, and bot9 again at 08:00 (outside the hour before 10:15)."""
+    insert(known_db, c.BOT_ACTIVITY, [
+        bot_second("u4", T0 + 12 * MIN + 3 * S, 25), bot_second("bot9", T0 + 2 * MIN, 40),
+        bot_second("bot9", T0 + 2 * MIN + S, 35), bot_second("bot9", T0 - 2 * 60 * MIN, 99),
+    ])
+    return known_db
+
+
+def test_bot_seconds_of_the_range_are_charted_by_minute(report, site_with_bots):
+    at = report(site_with_bots.name)
+    (bars,) = chart(at, "chart_bot_seconds")
+    assert (bars["x"], bars["y"]) == (["2026-01-15T10:02:00+00:00", "2026-01-15T10:12:00+00:00"], [2, 1])
+    assert bars["customdata"] == [75, 25]
+
+
+def test_the_top_bot_users_of_the_range_are_listed(report, site_with_bots):
+    at = report(site_with_bots.name)
+    table = next(df.value for df in at.dataframe if "bot seconds" in df.value.columns and "user_id" in df.value.columns)
+    assert list(table["user_id"]) == ["bot9", "u4"]
+    assert list(table["bot seconds"]) == [2, 1] and list(table["events"]) == [75, 25]
+    assert list(table["first second (UTC)"]) == ["2026-01-15 10:02:00 UTC", "2026-01-15 10:12:03 UTC"]
+
+
+def test_the_kpi_windows_users_are_also_shown_without_their_bot_users(report, site_with_bots):
+    # Given u4 (3 sessions) was a bot in the user-sessions window of u1..u5 (sessions 1, 1, 2, 3, 1)
+    at = report(site_with_bots.name)
+    got = metrics(at)
+    # Then four users are left, with (1 + 1 + 2 + 1) / 4 sessions each, and the KPI notes it for its own window
+    assert (got["Active users without bots"], got["Sessions per user without bots"], got["Bot users left out"]) == (
+        "4", "1.25", "1")
+    assert "without its 1 bot user: 4" in texts(at.caption)
+    # And page views are not offered without bots
+    assert not any("Page views without bots" in label for label in got)
+
+
+def test_without_bot_activity_the_bot_section_says_so(report, known_db):
+    at = report(known_db.name)
+    captions = texts(at.caption)
+    assert "No bot activity in this range." in captions and "No bot users in this range." in captions
+    assert "No user was a bot in the user-sessions 5-min window 2026-01-15 10:10–10:15 UTC: its active users and " \
+           "sessions per user above need no figures without bots." in captions
+    assert "Active users without bots" not in metrics(at)

@@ -57,3 +57,46 @@ def test_batch_figures_come_from_the_newest_aggregates_batch_and_drops_are_summe
 
 def test_batch_figures_without_aggregates_batches_are_empty():
     assert health.batch_figures(None, points([batch(c.INVALID_EVENTS_QUERY, T0, 1, 1, 1.0)])) == health.BatchFigures()
+
+
+LAG = health.LAG_RULE  # above 10,000 records; red after 5 minutes of it
+
+
+def lag_batch(at_minute: int, records: int | None, batch_id: int = 1) -> dict:
+    extra = {} if records is None else {c.OFFSETS_BEHIND_LATEST: records, c.MAX_OFFSETS_BEHIND_LATEST: records // 2}
+    return batch(c.AGGREGATES_QUERY, T0 + at_minute * MIN, batch_id, 10, 1.0, **extra)
+
+
+def test_the_lag_rule_is_the_alerts_lag_records_default():
+    # alerts/rules.py: lag_records pending above 10,000 records, firing after 5 min (the report cannot import alerts)
+    assert (LAG.records, LAG.lasting) == (10_000, 5 * MIN)
+
+
+def test_a_lag_at_or_below_the_limit_is_ok_and_needs_no_history():
+    newest = lag_batch(10, 10_000)
+    assert health.lag_history_points(newest, points([newest])) == []
+    got = health.lag(newest, [])
+    assert (got.level, got.records, got.max_partition, got.at) == (Level.OK, 10_000, 5_000, T0 + 10 * MIN)
+
+
+def test_a_lag_above_the_limit_asks_for_the_minutes_back_to_five_before_and_the_one_before_them():
+    # Given aggregates batches at 10:00..10:10 (one a minute) and an invalid_events batch, the newest 12,000 behind
+    batches = [lag_batch(m, 12_000, m) for m in range(11)] + [batch(c.INVALID_EVENTS_QUERY, T0, 1, 1, 1.0)]
+    # When the history the level needs is chosen
+    chosen = health.lag_history_points(batches[-2], points(batches))
+    # Then it is the aggregates minutes 10:06..10:10 and 10:05, newest first
+    assert [p[c.TIMESTAMP] for p in chosen] == [T0 + m * MIN for m in (10, 9, 8, 7, 6, 5)]
+
+
+def test_a_lag_above_the_limit_is_amber_until_every_batch_has_been_above_it_for_five_minutes():
+    newest = lag_batch(10, 12_000)
+    assert health.lag(newest, [newest, lag_batch(6, 20_000)]).level is Level.AMBER  # 4 min only
+    assert health.lag(newest, [newest, lag_batch(7, 20_000), lag_batch(5, 9_000)]).level is Level.AMBER  # one below
+    assert health.lag(newest, [newest, lag_batch(7, 20_000), lag_batch(5, None)]).level is Level.AMBER  # unknown
+    red = health.lag(newest, [newest, lag_batch(7, 20_000), lag_batch(4, 11_000)])
+    assert (red.level, red.lasted) == (Level.RED, 6 * MIN)
+
+
+def test_a_batch_without_lag_figures_has_an_unknown_lag():
+    assert health.lag(lag_batch(1, None), []) == health.Lag(Level.UNKNOWN, at=T0 + MIN)
+    assert health.lag(None, []) == health.Lag(Level.UNKNOWN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reporting import kpis
+from reporting import health, kpis
 from storage import contract as c
 from storage.reads import PageViews, Sessions
 from tests.reporting.documents import MIN, T0, active, batch, points
@@ -101,3 +101,27 @@ def test_invalid_rate_is_unknown_when_batches_carry_no_invalid_count():
     newest = T0
     assert kpis.invalid_rate(points([batch(c.INVALID_EVENTS_QUERY, newest, 1, 100, 1.0)]), newest).value == "—"
     assert kpis.invalid_rate([], None).window == "no batch yet"
+
+
+def test_the_lag_kpi_says_which_batch_measured_it_and_how_long_ago():
+    lag = health.Lag(health.Level.OK, 1234, 600, T0)
+    kpi = kpis.consumer_lag(lag, T0 + 12 * S)
+    assert (kpi.label, kpi.value, kpi.number, kpi.note) == ("Consumer lag", "1,234", 1234.0, "")
+    assert kpi.window == ("records behind Kafka at the newest aggregates batch, 2026-01-15 10:00:00 UTC (12 s ago); "
+                          "at most 600 in a partition")
+    assert "offsetsBehindLatest" in kpi.help and "10,000" in kpi.help
+
+
+def test_the_lag_kpi_names_the_alert_its_colour_stands_for():
+    amber = kpis.consumer_lag(health.Lag(health.Level.AMBER, 20_000, None, T0), T0)
+    red = kpis.consumer_lag(health.Lag(health.Level.RED, 20_000, None, T0, lasted=7 * MIN), T0)
+    assert amber.note == ":orange[above 10,000 records: the lag_records alert is pending]"
+    assert red.note == ":red[above 10,000 records for 7 min: the lag_records alert fires]"
+    assert amber.window == "records behind Kafka at the newest aggregates batch, 2026-01-15 10:00:00 UTC (0 s ago)"
+
+
+def test_the_lag_kpi_without_a_measurement_says_why():
+    assert kpis.consumer_lag(health.Lag(health.Level.UNKNOWN), T0).window == "no batch yet"
+    unreported = kpis.consumer_lag(health.Lag(health.Level.UNKNOWN, at=T0), T0)
+    assert (unreported.value, unreported.window) == ("—", "the newest aggregates batch (2026-01-15 10:00:00 UTC) "
+                                                           "reported none")

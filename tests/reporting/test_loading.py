@@ -8,7 +8,7 @@ import pytest
 
 from reporting.loading import SAMPLE_RAW_CHARS, PageRequest, load_page_data
 from storage import contract as c
-from tests.reporting.documents import MIN, T0, active, batch, insert, invalid, page, session
+from tests.reporting.documents import MIN, T0, active, batch, bot_second, insert, invalid, page, session
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +120,15 @@ def test_invalid_events_of_a_week_are_read_by_day_and_the_newest_are_the_samples
     assert [e[c.OFFSET] for e in data.invalid_events] == list(range(7))
     assert data.invalid_samples[0][c.RAW] == "x" * SAMPLE_RAW_CHARS + "…"
     assert len(data.invalid_events[0][c.RAW]) == 1000
+
+
+def test_bot_seconds_are_read_over_the_same_range_as_invalid_events(mongo_db):
+    # Given live data: a window that ended at 11:59 and bot seconds 10 s and 2 hours ago
+    insert(mongo_db, c.ACTIVE_USERS, [active(NOW_MIN - 6 * MIN, 1)])
+    insert(mongo_db, c.BOT_ACTIVITY, [bot_second("b1", NOW_MIN - timedelta(hours=2), 50),
+                                      bot_second("b2", NOW - timedelta(seconds=10), 30)])
+    # When the page loads with a 1-hour range
+    data = load_page_data(mongo_db, HOUR, NOW)
+    # Then the bot seconds of the hour up to now are read (like invalid events of live data)
+    assert data.bot_range == data.invalid_range == (NOW - timedelta(hours=1), NOW)
+    assert [d[c.USER_ID] for d in data.bot_seconds] == ["b2"]
