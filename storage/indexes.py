@@ -31,12 +31,15 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     (c.PIPELINE_MINUTES, [(c.MINUTE, DESCENDING)], False),
     (c.BOT_ACTIVITY, [(c.HOUR, ASCENDING), (c.SECOND, DESCENDING)], False),
     (c.BOT_ACTIVITY, [(c.DAY, ASCENDING), (c.SECOND, DESCENDING)], False),
+    (c.DEAD_LETTERS, [(c.HOUR, ASCENDING), (c.FAILED_AT, DESCENDING)], False),
+    (c.DEAD_LETTERS, [(c.DAY, ASCENDING), (c.FAILED_AT, DESCENDING)], False),
     (c.ALERTS, [(c.STATE, ASCENDING)], False),
     (c.ALERTS, [(c.DAY, ASCENDING), (c.STARTED_AT, DESCENDING)], False),
 )
 
 # Retention is measured on `updated_at` (wall clock of the last write), never on event time,
-# so replaying old events does not delete what was just computed.
+# so replaying old events does not delete what was just computed. pipeline_layout never expires: the job writes it
+# only when it starts, and readers need it for as long as its windows are stored.
 RETENTION_FIELD = {
     c.ACTIVE_USERS: c.UPDATED_AT,
     c.PAGE_VIEWS: c.UPDATED_AT,
@@ -44,7 +47,6 @@ RETENTION_FIELD = {
     c.INVALID_EVENTS: c.STORED_AT,
     c.PIPELINE_METRICS: c.TIMESTAMP,
     c.PIPELINE_MINUTES: c.UPDATED_AT,
-    c.PIPELINE_LAYOUT: c.UPDATED_AT,
     c.BOT_ACTIVITY: c.UPDATED_AT,
     c.ALERTS: c.UPDATED_AT,  # an episode still open is rewritten every round, so only closed ones expire
     c.DEAD_LETTERS: c.FAILED_AT,

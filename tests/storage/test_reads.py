@@ -157,6 +157,10 @@ def test_when_every_window_is_still_open_the_newest_is_the_latest():
     (c.PIPELINE_MINUTES, [c.MINUTE]),
     (c.INVALID_EVENTS, [c.HOUR, c.KAFKA_TIMESTAMP]),
     (c.INVALID_EVENTS, [c.DAY, c.KAFKA_TIMESTAMP]),
+    (c.BOT_ACTIVITY, [c.HOUR, c.SECOND]),
+    (c.BOT_ACTIVITY, [c.DAY, c.SECOND]),
+    (c.DEAD_LETTERS, [c.HOUR, c.FAILED_AT]),
+    (c.DEAD_LETTERS, [c.DAY, c.FAILED_AT]),
 ])
 def test_every_read_shape_is_served_by_a_declared_index(collection, fields):
     # Each read filters on the first field (equality) and sorts on the last: an index must start so
