@@ -41,6 +41,10 @@ MAX_STORED_BYTES = 2048
 _JSON_SPACE = " \t\n\r"
 _JSON_NUMBER = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?[ \t\n\r]*\z"
 _NUMBER_KINDS = ("BIGINT", "DOUBLE")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: half of a UTF-16 pair, no character
+# (Spark's parser rejects it; only the detail uses this). The backslash before `u` must not itself be escaped.
+_LONE_SURROGATE = (r"(?i)(?<!\\)(?:\\\\)*\\u(?:d[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+                   r"|(?<!\\ud[89ab][0-9a-f]{2}\\u)d[c-f][0-9a-f]{2})")
 
 # The columns `decode_kafka` leaves for validation.
 RAW = c.RAW
@@ -211,6 +215,8 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
              .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
              .when(F.col("_trailing"), F.lit("text follows the JSON value (one record must hold exactly one event)"))
              .when(F.startswith(raw, F.lit("\ufeff")), F.lit("value starts with a byte order mark (U+FEFF)"))
+             .when(raw.rlike(_LONE_SURROGATE), F.lit("value holds half of a UTF-16 surrogate pair (an escape such as "
+                                                    "\\ud800 that is no character)"))
              .otherwise(F.lit("value is not valid JSON"))),
             ("not_an_object", F.col("_t_doc") != "OBJECT",
              F.concat(F.lit("JSON value is "), F.lower(F.regexp_extract(F.col("_t_doc"), r"^([A-Z]+)", 1)),

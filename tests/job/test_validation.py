@@ -292,3 +292,18 @@ def test_a_detail_quoting_a_nul_character_is_stored_escaped(spark):
     row = invalid_events(validated(spark, [event(timestamp="2026-11-23T09:58:30Z\x00")])).collect()[0]
     # Then the detail holds the text \u0000, never the character
     assert row.detail == "timestamp '2026-11-23T09:58:30Z\\u0000' is not ISO-8601"
+
+
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\udc00", b"\\udc00\\ud800"], ids=["high", "low", "reversed_pair"])
+def test_half_a_surrogate_pair_is_malformed_json_and_said_so(spark, escape):
+    # Given a user_id holding an escape of half a UTF-16 pair (no character: no store could hold it)
+    value = event(user_id="X").replace(b'"X"', b'"a' + escape + b'"')
+    # When validated, Then the record is malformed_json, and the detail names the problem
+    assert reasons(spark, [value]) == [("malformed_json", (
+        "value holds half of a UTF-16 surrogate pair (an escape such as \\ud800 that is no character)"))]
+
+
+def test_a_whole_surrogate_pair_is_a_valid_character(spark):
+    value = event(user_id="X").replace(b'"X"', b'"usr_\\ud83d\\ude00"')
+    rows = valid_events(validated(spark, [value])).select("user_id").collect()
+    assert [r.user_id for r in rows] == ["usr_\U0001F600"]
