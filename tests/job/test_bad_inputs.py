@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import contract as c
-from streaming_job import events as ev
 from streaming_job.pipeline import run_steps
 from streaming_job.validation import decode_kafka, validate
 from tests.job.bad_inputs import MAX_EVENT_BYTES, BadInput, corpus
 from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, mismatches, run_job, stored
-from tests.reference import Record, classify, expected
+from tests.reference import TYPES, Record, classify, expected
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # the Kafka timestamp of every record in the unit tests
 CORPUS = corpus(NOW)
@@ -38,7 +37,7 @@ def job_reasons(spark) -> dict[str, str | None]:
     rows = [("t", 0, i, NOW.replace(tzinfo=None), None if b.value is None else bytearray(b.value))
             for i, b in enumerate(CORPUS)]
     df = spark.createDataFrame(rows, "topic string, partition int, offset long, timestamp timestamp, value binary")
-    validated = run_steps(df, [decode_kafka, validate(ev.EVENT_TYPES, MAX_EVENT_BYTES, timedelta(minutes=5))])
+    validated = run_steps(df, [decode_kafka, validate(TYPES, MAX_EVENT_BYTES, timedelta(minutes=5))])
     return {CORPUS[r.offset].name: r.reason for r in validated.select("offset", "reason").collect()}
 
 
