@@ -71,8 +71,15 @@ def compact(doc: Mapping[str, object]) -> bytes:
 
 
 def malformed_json(doc: Mapping[str, object], rng: random.Random) -> bytes:
-    """A prefix of the event's JSON: a top-level object that never closes is never valid JSON."""
+    """The event's JSON cut short (an object that never closes), or followed by more text: the event again (two
+    concatenated events in one record) or a stray `}`. A parser that stops after the first value would count those.
+    Never a line break: the dry run writes one record per line."""
     full = compact(doc)
+    form = rng.randrange(3)
+    if form == 1:
+        return full + full
+    if form == 2:
+        return full + b" }"
     return full[: rng.randint(len(full) // 3, len(full) - 2)]
 
 

@@ -99,6 +99,7 @@ INVALID_REASONS = (
     "not_an_object",
     "missing_field",
     "wrong_type",
+    "unstorable_value",
     "unknown_event_type",
     "bad_timestamp",
     "future_timestamp",

@@ -2,12 +2,17 @@
 
 All checks are Spark SQL expressions (no Python UDFs). Spark 4 runs in ANSI mode, so every
 conversion here is a `try_*` form that yields NULL instead of failing the batch.
+
+No expression here walks the nesting of a parsed value: a JSON value may be nested 1000 levels deep
+(the parser's limit), and recursive functions such as `schema_of_variant`, or a cast of an object to
+text, overflow the task's stack on such a value and kill the job. Types are read level by level instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -16,8 +21,30 @@ from clickpulse import events as ev
 from storage import contract as c
 
 # ISO-8601 date-time: a date, 'T' (or a space), hours and minutes, optional seconds and fraction,
-# optional offset. Reduced forms such as '2026-11-23' are not event timestamps.
-ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$"
+# optional offset. Reduced forms such as '2026-11-23' are not event timestamps. ASCII digits only, and
+# `\z` (not `$`, which also matches before a final line break) so that nothing may follow.
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?\z"
+# Spark's cast reads 'HH:MM' without seconds only when no offset follows: such a time gets ':00' (then the
+# 17th character, right after the minutes, is the offset's).
+_ZONE_AFTER_MINUTES = ("Z", "+", "-")
+# Event times must be after the epoch: Spark's watermark starts there and never goes below it, so an
+# earlier event would always be dropped as late. The upper bound keeps every window end a date that
+# Spark, Python and BSON all hold (years up to 9999).
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+# The fields the job stores, or keeps as keys in its state: their text must be storable as it is. A
+# MongoDB-wire store over PostgreSQL (FerretDB) cannot hold U+0000 in any string, and its indexes refuse
+# keys over about 2.7 KB (PostgreSQL's btree limit): the job would fail on every retry of the batch.
+STORED_FIELDS = (ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL, ev.EVENT_ID)
+MAX_STORED_BYTES = 2048
+# JSON whitespace (RFC 8259), and a whole JSON number: what may surround and make up a top-level value.
+_JSON_SPACE = " \t\n\r"
+_JSON_NUMBER = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?[ \t\n\r]*\z"
+_NUMBER_KINDS = ("BIGINT", "DOUBLE")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: half of a UTF-16 pair, no character
+# (Spark's parser rejects it; only the detail uses this). The backslash before `u` must not itself be escaped.
+_LONE_SURROGATE = (r"(?i)(?<!\\)(?:\\\\)*\\u(?:d[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+                   r"|(?<!\\ud[89ab][0-9a-f]{2}\\u)d[c-f][0-9a-f]{2})")
 
 # The columns `decode_kafka` leaves for validation.
 RAW = c.RAW
@@ -27,6 +54,11 @@ DETAIL = c.DETAIL
 EVENT_TIME = "event_time"
 DEDUP_KEY = "dedup_key"
 _DOC = "_doc"
+
+# Cast to these types, a value gives non-NULL exactly when it is an object, or an array; the cast reads only its
+# first level (an object's field `_`, an array's elements, each cast to a boolean or NULL).
+_AN_OBJECT = "struct<_:boolean>"
+_AN_ARRAY = "array<boolean>"
 
 
 def decode_kafka(df: DataFrame) -> DataFrame:
@@ -45,7 +77,7 @@ def decode_kafka(df: DataFrame) -> DataFrame:
 _TYPED = (*ev.REQUIRED_FIELDS, ev.PAGE_URL, ev.EVENT_ID)
 
 
-def _type_col(field: str) -> str:
+def _kind_col(field: str) -> str:
     return f"_t_{field}"
 
 
@@ -56,6 +88,51 @@ def _text_col(field: str) -> str:
 def _listed(names: Sequence[str], conditions: Sequence[Column]) -> Column:
     """Comma-separated names whose condition holds ('' when none)."""
     return F.concat_ws(", ", *[F.when(cond, F.lit(n)) for n, cond in zip(names, conditions, strict=True)])
+
+
+def _probe(doc: Column, fields: Sequence[str], probe: str) -> Column:
+    """One cast of the document: NULL unless it is an object, else a struct with each field cast to `probe`.
+
+    A struct cast reads only the named fields of the object, and these probes only the first level of each.
+    """
+    return F.try_variant_get(doc, "$", "struct<" + ", ".join(f"`{f}`: {probe}" for f in fields) + ">")
+
+
+def _kind(objects: Column, arrays: Column, scalar: Column) -> Column:
+    """'OBJECT', 'ARRAY', or the type of the scalar ('STRING', 'BIGINT', 'VOID' for null...); NULL if absent.
+
+    `schema_of_variant` is asked only about a scalar, so nesting is never walked (see the module doc).
+    """
+    return (F.when(objects.isNotNull(), F.lit("OBJECT")).when(arrays.isNotNull(), F.lit("ARRAY"))
+            .otherwise(F.schema_of_variant(scalar)))
+
+
+def _nul() -> Column:
+    """U+0000, made in the JVM (a literal NUL would have to cross Py4J)."""
+    return F.char(F.lit(0))
+
+
+def storable(text: Column) -> Column:
+    """`text` with each U+0000 written as the six characters `\\u0000` (its JSON escape), which any store holds."""
+    return F.regexp_replace(text, r"\x00", r"\\u0000")
+
+
+def trailing_text(raw: Column, top_kind: Column) -> Column:
+    """True when something other than whitespace follows the first JSON value of `raw` (which parsed).
+
+    Spark's parser reads one value and ignores the rest, so `{...} tail` or two events in one record would
+    count once. Without the last character, a value that ends the text no longer parses (an object or
+    array loses its bracket, a string its quote, a literal a letter), while one followed by more text still
+    does. Numbers are matched whole instead (`12` without its last character is `1`). Most events have a
+    single `}`, their last character: they need no second parse.
+    """
+    number = top_kind.isin(*_NUMBER_KINDS) | F.startswith(top_kind, F.lit("DECIMAL"))
+    text = F.rtrim(raw, F.lit(_JSON_SPACE))
+    # First `}` at the last byte: exact for ASCII text (byte count = character count, read without a scan);
+    # other text never matches and takes the second parse.
+    return (F.when((top_kind == "OBJECT") & (F.locate("}", raw) == F.octet_length(raw)), F.lit(False))
+            .when(number, ~raw.rlike(_JSON_NUMBER))
+            .otherwise(F.try_parse_json(F.substring(text, F.lit(1), F.length(text) - 1)).isNotNull()))
 
 
 def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timedelta) -> Callable[[DataFrame], DataFrame]:
@@ -70,6 +147,10 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
     """
     types = list(event_types)
     future_us = max_future // timedelta(microseconds=1)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    earliest_us = (EARLIEST_EVENT_TIME - epoch) // timedelta(microseconds=1)
+    latest_us = (LATEST_EVENT_TIME - epoch) // timedelta(microseconds=1)
+    time_range = f"after {EARLIEST_EVENT_TIME:%Y-%m-%dT%H:%M:%SZ} and before {LATEST_EVENT_TIME:%Y-%m-%dT%H:%M:%SZ}"
 
     def step(df: DataFrame) -> DataFrame:
         doc = F.col(_DOC)
@@ -78,57 +159,86 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
             F.when(F.col(RAW_BYTES) <= max_event_bytes, F.try_parse_json(F.col(RAW))).alias(_DOC),
             F.coalesce(F.is_valid_utf8(F.col(RAW)), F.lit(False)).alias("_utf8"),
         )
-        fields = parsed.select(
+        probes = parsed.select("*", _probe(doc, _TYPED, _AN_OBJECT).alias("_objects"),
+                               _probe(doc, _TYPED, _AN_ARRAY).alias("_arrays"))
+        objects, arrays = F.col("_objects"), F.col("_arrays")
+        kinds = probes.select(
             "*",
-            F.schema_of_variant(doc).alias("_t_doc"),
-            *[F.schema_of_variant(F.try_variant_get(doc, f"$.{f}", "variant")).alias(_type_col(f)) for f in _TYPED],
-            *[F.try_variant_get(doc, f"$.{f}", "string").alias(_text_col(f)) for f in _TYPED],
+            _kind(objects, F.try_variant_get(doc, "$", _AN_ARRAY), doc).alias("_t_doc"),
+            *[_kind(objects[f], arrays[f], F.try_variant_get(doc, f"$.{f}", "variant")).alias(_kind_col(f))
+              for f in _TYPED],
+        ).drop("_objects", "_arrays")
+        fields = kinds.select(
+            "*",
+            F.when(doc.isNotNull(), trailing_text(F.col(RAW), F.col("_t_doc"))).alias("_trailing"),
+            *[F.when(F.col(_kind_col(f)) == "STRING", F.try_variant_get(doc, f"$.{f}", "string")).alias(_text_col(f))
+              for f in _TYPED],
         ).drop(_DOC)
 
-        def typ(f: str) -> Column:
-            return F.col(_type_col(f))
+        def kind(f: str) -> Column:
+            return F.col(_kind_col(f))
 
         def text(f: str) -> Column:
             return F.col(_text_col(f))
 
         def absent(f: str) -> Column:
             """Missing, JSON null, or an empty string (an empty required value counts as missing)."""
-            return typ(f).isNull() | (typ(f) == "VOID") | ((typ(f) == "STRING") & (F.length(text(f)) == 0))
+            return kind(f).isNull() | (kind(f) == "VOID") | ((kind(f) == "STRING") & (F.length(text(f)) == 0))
 
         required = list(ev.REQUIRED_FIELDS)
         missing_names = [*required, ev.PAGE_URL]
         needs_page = text(ev.EVENT_TYPE) == ev.PAGE_VIEW
         ts_text = text(ev.TIMESTAMP)
+        nul_in = [F.contains(text(f), _nul()) for f in STORED_FIELDS]
+        too_long = [F.octet_length(text(f)) > MAX_STORED_BYTES for f in STORED_FIELDS]
+        ts_cast = F.when(F.substring(ts_text, 17, 1).isin(*_ZONE_AFTER_MINUTES),
+                         F.concat(F.substring(ts_text, 1, 16), F.lit(":00"), F.substring(ts_text, 17, 7))).otherwise(ts_text)
         checked = fields.select(
             "*",
             _listed(missing_names, [absent(f) for f in required] + [needs_page & absent(ev.PAGE_URL)]).alias("_missing"),
-            _listed(_TYPED, [typ(f).isNotNull() & (typ(f) != "VOID") & (typ(f) != "STRING") for f in _TYPED])
+            _listed(_TYPED, [kind(f).isNotNull() & (kind(f) != "VOID") & (kind(f) != "STRING") for f in _TYPED])
             .alias("_wrong"),
-            F.when(ts_text.rlike(ISO_TIMESTAMP), F.expr(f"try_cast(`{_text_col(ev.TIMESTAMP)}` AS TIMESTAMP)"))
-            .alias(EVENT_TIME),
+            F.coalesce(reduce(Column.__or__, nul_in), F.lit(False)).alias("_has_nul"),
+            F.coalesce(reduce(Column.__or__, too_long), F.lit(False)).alias("_too_long"),
+            F.when(ts_text.rlike(ISO_TIMESTAMP), F.unix_micros(ts_cast.try_cast("timestamp"))).alias("_ts_us"),
         )
 
+        raw = F.col(RAW)
+        ts_us = F.col("_ts_us")
         event_type = text(ev.EVENT_TYPE)
         checks: list[tuple[str, Column, Column]] = [
             ("too_large", F.col(RAW_BYTES) > max_event_bytes,
              F.format_string("value is %d bytes, limit %d", F.col(RAW_BYTES), F.lit(max_event_bytes))),
-            ("malformed_json", F.col(RAW).isNull() | ~F.col("_utf8") | F.col("_t_doc").isNull(),
-             F.when(F.col(RAW).isNull(), F.lit("empty message"))
+            ("malformed_json", raw.isNull() | ~F.col("_utf8") | F.col("_t_doc").isNull() | F.col("_trailing"),
+             F.when(raw.isNull(), F.lit("empty message"))
+             .when(F.col(RAW_BYTES) == 0, F.lit("value is empty"))
              .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
+             .when(F.col("_trailing"), F.lit("text follows the JSON value (one record must hold exactly one event)"))
+             .when(F.startswith(raw, F.lit("\ufeff")), F.lit("value starts with a byte order mark (U+FEFF)"))
+             .when(raw.rlike(_LONE_SURROGATE), F.lit("value holds half of a UTF-16 surrogate pair (an escape such as "
+                                                    "\\ud800 that is no character)"))
              .otherwise(F.lit("value is not valid JSON"))),
-            ("not_an_object", ~F.startswith(F.col("_t_doc"), F.lit("OBJECT")),
+            ("not_an_object", F.col("_t_doc") != "OBJECT",
              F.concat(F.lit("JSON value is "), F.lower(F.regexp_extract(F.col("_t_doc"), r"^([A-Z]+)", 1)),
                       F.lit(", expected an object"))),
             ("missing_field", F.length("_missing") > 0, F.concat(F.lit("missing: "), F.col("_missing"))),
             ("wrong_type", F.length("_wrong") > 0, F.concat(F.lit("not a string: "), F.col("_wrong"))),
+            ("unstorable_value", F.col("_has_nul") | F.col("_too_long"),
+             F.concat_ws("; ",
+                         F.when(F.col("_has_nul"), F.concat(F.lit("U+0000 (NUL) in: "), _listed(STORED_FIELDS, nul_in))),
+                         F.when(F.col("_too_long"), F.concat(F.lit(f"over {MAX_STORED_BYTES} bytes in UTF-8: "),
+                                                             _listed(STORED_FIELDS, too_long))))),
             ("unknown_event_type", ~event_type.isin(types),
              F.concat(F.lit("event_type '"), F.substring(event_type, 1, 100), F.lit("' is not one of: "),
                       F.lit(", ".join(types)))),
-            ("bad_timestamp", F.col(EVENT_TIME).isNull(),
-             F.concat(F.lit("timestamp '"), F.substring(ts_text, 1, 100), F.lit("' is not ISO-8601"))),
+            ("bad_timestamp", ts_us.isNull() | (ts_us <= F.lit(earliest_us)) | (ts_us >= F.lit(latest_us)),
+             F.when(ts_us.isNull(), F.concat(F.lit("timestamp '"), F.substring(ts_text, 1, 100),
+                                             F.lit("' is not ISO-8601")))
+             .otherwise(F.concat(F.lit("timestamp '"), F.substring(ts_text, 1, 100),
+                                 F.lit(f"' is out of range: event times must be {time_range}")))),
             ("future_timestamp",
-             F.unix_micros(F.col(EVENT_TIME)) > F.unix_micros(F.col(c.KAFKA_TIMESTAMP)) + F.lit(future_us),
-             F.concat(F.lit("timestamp "), F.date_format(EVENT_TIME, "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
+             ts_us > F.unix_micros(F.col(c.KAFKA_TIMESTAMP)) + F.lit(future_us),
+             F.concat(F.lit("timestamp "), F.date_format(F.timestamp_micros(ts_us), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
                       F.lit(" is more than "), F.lit(f"{max_future.total_seconds():g}s"),
                       F.lit(" ahead of its Kafka timestamp"))),
         ]
@@ -140,18 +250,19 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
         for name, _, why in checks:
             detail = F.when(F.col(REASON) == name, why).otherwise(detail)
 
+        event_id = text(ev.EVENT_ID)
         return with_reason.select(
             *df.columns,
             REASON,
             detail.alias(DETAIL),
-            EVENT_TIME,
+            F.timestamp_micros(ts_us).alias(EVENT_TIME),
             text(ev.USER_ID).alias(ev.USER_ID),
             text(ev.SESSION_ID).alias(ev.SESSION_ID),
             event_type.alias(ev.EVENT_TYPE),
             text(ev.PAGE_URL).alias(ev.PAGE_URL),
-            # Same event_id = same event; without one, the same payload bytes are the same event.
-            F.coalesce(F.concat(F.lit("id:"), text(ev.EVENT_ID)),
-                       F.concat(F.lit("sha:"), F.sha2(F.col(RAW), 256))).alias(DEDUP_KEY),
+            # Same event_id = same event; without one (or with an empty one), the same payload bytes are.
+            F.when(F.length(event_id) > 0, F.concat(F.lit("id:"), event_id))
+            .otherwise(F.concat(F.lit("sha:"), F.sha2(F.col(RAW), 256))).alias(DEDUP_KEY),
         )
 
     return step
@@ -165,13 +276,19 @@ def valid_events(df: DataFrame) -> DataFrame:
 
 
 def invalid_events(df: DataFrame) -> DataFrame:
-    """The events that failed a check, shaped as `invalid_events` documents (raw value truncated)."""
+    """The events that failed a check, shaped as `invalid_events` documents.
+
+    `raw` is the value as UTF-8 text, cut to its first `RAW_MAX_CHARS` characters, with each invalid UTF-8
+    sequence replaced by U+FFFD and each U+0000 written as `\\u0000`: a store over PostgreSQL holds neither
+    as they are. `raw_truncated` says whether the value (as that text) was longer than the cut.
+    """
+    text = F.make_valid_utf8(F.coalesce(F.col(RAW), F.lit("")))
     return df.where(F.col(REASON).isNotNull()).select(
         F.concat_ws("-", c.TOPIC, c.PARTITION, c.OFFSET).alias(c.ID),
         F.col(REASON).alias(c.REASON),
-        F.col(DETAIL).alias(c.DETAIL),
-        F.substring(F.coalesce(F.col(RAW), F.lit("")), 1, c.RAW_MAX_CHARS).alias(c.RAW),
-        (F.coalesce(F.length(RAW), F.lit(0)) > c.RAW_MAX_CHARS).alias(c.RAW_TRUNCATED),
+        storable(F.col(DETAIL)).alias(c.DETAIL),
+        storable(F.substring(text, 1, c.RAW_MAX_CHARS)).alias(c.RAW),
+        (F.length(text) > c.RAW_MAX_CHARS).alias(c.RAW_TRUNCATED),
         c.TOPIC,
         c.PARTITION,
         c.OFFSET,

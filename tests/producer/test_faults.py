@@ -117,3 +117,15 @@ def test_the_very_first_event_is_never_a_duplicate():
 
 def test_summary_kinds_cover_every_reason_plus_late_and_duplicate():
     assert INJECTED_KINDS == (*INJECTABLE_REASONS, "late", "duplicate")
+
+
+def test_malformed_json_is_a_cut_event_or_an_event_followed_by_more_text():
+    # Given faulty traffic, When its malformed_json records are sorted by form
+    events = [e.value for e in generate(ProducerSettings(count=20_000, **FAULTY)) if e.kind == "malformed_json"]
+    cut = [v for v in events if not v.endswith(b"}")]
+    twice = [v for v in events if v[: len(v) // 2] == v[len(v) // 2:]]
+    stray = [v for v in events if v.endswith(b"} }")]
+    # Then each form is common, there is no other, and none holds a line break
+    assert len(cut) + len(twice) + len(stray) == len(events)
+    assert min(len(cut), len(twice), len(stray)) > len(events) // 5
+    assert not any(b"\n" in v for v in events)
