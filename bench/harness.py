@@ -43,11 +43,12 @@ class Checkpoint:
         return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
 
     def offsets(self, batch: int) -> dict[int, int]:
-        """Next offset to read per partition after `batch` (one topic, one source)."""
+        """Next offset to read per partition after `batch` (one topic, any number of sources)."""
         lines = (self.path / "offsets" / str(batch)).read_text().splitlines()
         out: dict[int, int] = {}
-        for topic_offsets in json.loads(lines[2]).values():
-            out.update({int(p): int(o) for p, o in topic_offsets.items()})
+        for line in lines[2:]:  # one line per source (the aggregates query reads a stream per partition)
+            for topic_offsets in json.loads(line).values():
+                out.update({int(p): int(o) for p, o in topic_offsets.items()})
         return out
 
     def committed(self) -> tuple[int | None, dict[int, int]]:

@@ -167,7 +167,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
     finally:
         client.close()
         try:
-            os.killpg(job.pid, signal.SIGTERM)
+            job.send_signal(signal.SIGTERM)  # the job stops its queries and its JVM itself
             job.wait(timeout=60)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(job.pid, signal.SIGKILL)
