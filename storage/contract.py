@@ -118,6 +118,7 @@ INPUT_ROWS = "input_rows"
 INPUT_ROWS_PER_SECOND = "input_rows_per_second"
 PROCESSED_ROWS_PER_SECOND = "processed_rows_per_second"
 BATCH_DURATION_MS = "batch_duration_ms"
+PHASES_MS = "phases_ms"  # Spark's durationMs of the batch: {phase: milliseconds}
 WATERMARK = "watermark"
 STATE_ROWS = "state_rows"
 DROPPED_BY_WATERMARK = "dropped_by_watermark"

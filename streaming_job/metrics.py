@@ -49,6 +49,8 @@ def progress_document(p: dict[str, Any]) -> dict[str, Any]:
         c.INPUT_ROWS_PER_SECOND: float(p.get("inputRowsPerSecond") or 0.0),
         c.PROCESSED_ROWS_PER_SECOND: float(p.get("processedRowsPerSecond") or 0.0),
         c.BATCH_DURATION_MS: int(p.get("batchDuration") or (p.get("durationMs") or {}).get("triggerExecution") or 0),
+        # Where the batch's time went (Spark's phases: latestOffset, getBatch, queryPlanning, addBatch, walCommit, ...)
+        c.PHASES_MS: {k: int(v) for k, v in (p.get("durationMs") or {}).items()},
         c.WATERMARK: _instant((p.get("eventTime") or {}).get("watermark")),
         c.STATE_ROWS: sum(int(op.get("numRowsTotal") or 0) for op in operators),
         c.DROPPED_BY_WATERMARK: sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),

@@ -27,6 +27,7 @@ def test_a_progress_event_becomes_one_document_keyed_by_query_run_and_batch():
         "_id": "aggregates|r-1|7", "query": "aggregates", "run_id": "r-1", "batch_id": 7,
         "timestamp": datetime(2026, 11, 23, 10, 0, 0, 500000, tzinfo=UTC), "input_rows": 1000,
         "input_rows_per_second": 990.5, "processed_rows_per_second": 1231.0, "batch_duration_ms": 812,
+        "phases_ms": {"addBatch": 700, "triggerExecution": 812},
         "watermark": datetime(2026, 11, 23, 9, 50, tzinfo=UTC), "state_rows": 5900, "dropped_by_watermark": 3,
         "duplicates_dropped": 12, "valid_rows": 990,
     }
