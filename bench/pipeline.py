@@ -143,6 +143,8 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         run_batches = [m for m in metrics if m[c.INPUT_ROWS] > 0]
         durations = [m[c.BATCH_DURATION_MS] / 1000 for m in run_batches]
         last = max(metrics, key=lambda m: m[c.BATCH_ID])
+        phases = {k: round(statistics.median(m.get(c.PHASES_MS, {}).get(k, 0) for m in run_batches))
+                  for k in sorted({k for m in run_batches for k in m.get(c.PHASES_MS, {})})}
         return {
             "benchmark": "pipeline_sustained_load",
             "rate_target": ns.rate, "users": ns.users, "pages": ns.pages, "duration_s": ns.duration,
@@ -160,6 +162,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
                                  "batches": len(durations)},
             "freshness_s": {"p50": round(statistics.median(fresh), 2), "p95": round(percentile(fresh, 0.95), 2),
                             "max": round(max(fresh), 2), "records": len(fresh)},
+            "aggregates_phases_ms_p50": phases,
             "state_rows": last[c.STATE_ROWS],
             "job_peak_rss_mb": round(rss.peak_bytes / 2**20),
             "cores": os.cpu_count(),
