@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -154,10 +155,16 @@ def write_invalid(target: MongoTarget, writers: int | None = None) -> Callable[[
     return run
 
 
-def _trigger(s: JobSettings) -> dict[str, object]:
+# The invalid-events query runs at most this often: its records are stored for inspection, not counted, and every
+# batch of it takes time from the aggregates query (at 2,000 events/s on 2 cores, a 5 s trigger here took the
+# aggregates' freshness p95 from 5.7 s to 4.7 s).
+INVALID_EVENTS_EVERY = timedelta(seconds=5)
+
+
+def _trigger(s: JobSettings, at_least: timedelta = timedelta(0)) -> dict[str, object]:
     if s.trigger.available_now:
         return {"availableNow": True}
-    return {"processingTime": f"{int(s.trigger.interval.total_seconds() * 1000)} milliseconds"}
+    return {"processingTime": f"{int(max(s.trigger.interval, at_least).total_seconds() * 1000)} milliseconds"}
 
 
 def stream_groups(spark: SparkSession, s: JobSettings, stop: threading.Event | None = None) -> list[list[int]]:
@@ -200,7 +207,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
             .outputMode("append")
             .foreachBatch(write_invalid(target, writers))
             .option("checkpointLocation", s.query_checkpoint(c.INVALID_EVENTS_QUERY))
-            .trigger(**_trigger(s))
+            .trigger(**_trigger(s, INVALID_EVENTS_EVERY))
             .start()
         )
     except Exception:

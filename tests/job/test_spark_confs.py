@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from streaming_job.launcher import MAIN, main_parser, spark_home, submit_command
@@ -15,7 +16,7 @@ def settings(**overrides) -> JobSettings:
 
 def test_the_job_defaults_apply_when_the_user_set_nothing():
     confs = job_confs(settings(), {})
-    assert confs["spark.sql.shuffle.partitions"] == "8"
+    assert confs["spark.sql.shuffle.partitions"] == str(os.cpu_count())  # local[*]: one state partition per core
     assert confs["spark.ui.killEnabled"] == "false"
     assert confs["spark.sql.session.timeZone"] == "UTC"
 
@@ -92,3 +93,11 @@ def test_the_master_of_pyspark_submit_args_is_read_for_where_spark_binds():
     assert launch_master("--master spark://h:7077 --conf a=b pyspark-shell") == "spark://h:7077"
     assert launch_master("--master=local[2] pyspark-shell") == "local[2]"
     assert launch_master("--conf spark.sql.shuffle.partitions=3 pyspark-shell") is None
+
+
+def test_state_partitions_default_to_a_local_masters_threads_and_to_8_on_a_cluster():
+    # Given no --shuffle-partitions and no --conf for it
+    # Then a local master gets one state partition per thread, a cluster master 8
+    assert job_confs(settings(), {"spark.master": "local[3]"})["spark.sql.shuffle.partitions"] == "3"
+    assert job_confs(settings(), {"spark.master": "local[4,2]"})["spark.sql.shuffle.partitions"] == "4"
+    assert job_confs(settings(), {"spark.master": "spark://10.0.0.1:7077"})["spark.sql.shuffle.partitions"] == "8"
