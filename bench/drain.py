@@ -30,7 +30,15 @@ if str(ROOT) not in sys.path:  # `python bench/drain.py` puts bench/ first, not 
 
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from bench.harness import Checkpoint, RssSampler, add_stack_arguments, end_offsets, produce, run_on_stack  # noqa: E402
+from bench.harness import (  # noqa: E402
+    BatchRecorder,
+    Checkpoint,
+    RssSampler,
+    add_stack_arguments,
+    end_offsets,
+    produce,
+    run_on_stack,
+)
 from storage import contract as c  # noqa: E402
 from storage.client import connect  # noqa: E402
 from tests.job.jobrun import job_env  # noqa: E402
@@ -79,15 +87,13 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         started = time.monotonic()
         job = subprocess.Popen(cmd, env=job_env(), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
-        with RssSampler(job.pid) as rss:
+        with RssSampler(job.pid) as rss, BatchRecorder(Checkpoint(checkpoint / c.AGGREGATES_QUERY)) as recorded:
             code = job.wait(timeout=ns.timeout)
         job_s = time.monotonic() - started
     if code != 0:
         raise RuntimeError(f"the job exited {code}; see {work / 'job.log'}")
-    cp = Checkpoint(checkpoint / c.AGGREGATES_QUERY)
-    batches = cp.batches()
-    first_planned = min((cp.path / "offsets" / str(b)).stat().st_mtime for b, *_ in batches)
-    drain_s = batches[-1][3] - first_planned
+    batches = recorded.seen
+    drain_s = max(committed for _, committed, _ in batches.values()) - min(planned for *_, planned in batches.values())
     client = connect(mongo_uri, "clickpulse-bench")
     try:
         db = client[database]

@@ -56,16 +56,53 @@ class Checkpoint:
         done = self._ids("commits")
         return (done[-1], self.offsets(done[-1])) if done else (None, {})
 
-    def batches(self) -> list[tuple[int, dict[int, int], dict[int, int], float]]:
-        """(batch, start offsets, end offsets, commit time) of every committed batch."""
-        out, previous = [], None
+    def batches(self) -> dict[int, tuple[dict[int, int], float, float]]:
+        """{batch: (end offsets, commit time, planning time)} of the committed batches still in the checkpoint (Spark
+        keeps the newest 100: a long run is recorded while it runs, see BatchRecorder)."""
+        out = {}
         for b in self._ids("commits"):
-            end = self.offsets(b)
-            start = previous if previous is not None else (self.offsets(b - 1) if b > 0 else {})
-            out.append((b, start, end, (self.path / "commits" / str(b)).stat().st_mtime))
+            try:
+                planned = (self.path / "offsets" / str(b)).stat().st_mtime
+                out[b] = (self.offsets(b), (self.path / "commits" / str(b)).stat().st_mtime, planned)
+            except FileNotFoundError:  # cleaned up by Spark meanwhile
+                continue
+        return out
+
+
+class BatchRecorder:
+    """Records every committed batch of a query (its end offsets and commit time) while the job runs, every second."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.seen: dict[int, tuple[dict[int, int], float, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batches", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self.record()
+
+    def record(self) -> None:
+        for b, entry in self.checkpoint.batches().items():
+            self.seen.setdefault(b, entry)
+
+    def spans(self) -> list[tuple[dict[int, int], dict[int, int], float]]:
+        """(start offsets, end offsets, commit time) of each recorded batch, in order."""
+        out, previous = [], {}
+        for b in sorted(self.seen):
+            end, committed_at, _ = self.seen[b]
+            out.append((previous, end, committed_at))
             previous = end
         return out
 
+    def __enter__(self) -> BatchRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.record()
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

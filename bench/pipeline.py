@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:  # `python bench/pipeline.py` puts bench/ first, n
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
 from bench.harness import (  # noqa: E402
+    BatchRecorder,
     Checkpoint,
     RssSampler,
     add_stack_arguments,
@@ -73,10 +74,10 @@ def caught_up(checkpoints: list[Checkpoint], target: dict[int, int]) -> bool:
     return all(cp.committed()[1] == target for cp in checkpoints)
 
 
-def freshness(cp: Checkpoint, stamps: dict[int, array], first: dict[int, int]) -> list[float]:
+def freshness(batches: BatchRecorder, stamps: dict[int, array], first: dict[int, int]) -> list[float]:
     """Seconds from each record's Kafka timestamp to the commit of the batch that read it (records from `first` on)."""
     out: list[float] = []
-    for _, start, end, committed_at in cp.batches():
+    for start, end, committed_at in batches.spans():
         for p, stop in end.items():
             lo = max(start.get(p, 0), first.get(p, 0))
             out.extend(committed_at - stamps[p][o] / 1000 for o in range(lo, min(stop, len(stamps[p]))))
@@ -121,7 +122,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
                     log.debug("lag sample failed: %s", e)
 
         sampler = threading.Thread(target=sample_lag, name="lag", daemon=True)
-        with RssSampler(job.pid) as rss:
+        with RssSampler(job.pid) as rss, BatchRecorder(checkpoints[0]) as batches:
             sampler.start()
             started = time.monotonic()
             summary = produce([*traffic, "--rate", str(ns.rate), "--duration", f"{ns.duration}s", "--seed", "2"],
@@ -137,7 +138,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         total_s = time.monotonic() - started
         records = sum(final.values()) - sum(warm.values())
         stamps = kafka_timestamps(bootstrap, topic, final)
-        fresh = freshness(checkpoints[0], stamps, warm)
+        fresh = freshness(batches, stamps, warm)
         db = client[database]
         metrics = [m for m in db[c.PIPELINE_METRICS].find({c.QUERY: c.AGGREGATES_QUERY})]
         run_batches = [m for m in metrics if m[c.INPUT_ROWS] > 0]
