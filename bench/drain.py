@@ -127,10 +127,7 @@ def main_parser() -> argparse.ArgumentParser:
 
 
 def run_cli(args: list[str] | None = None) -> int:
-    ns = main_parser().parse_args(args)
-    if min(ns.events, ns.users, ns.pages, ns.span_seconds, ns.partitions) < 1:
-        main_parser().error("events, users, pages, span and partitions must be at least 1")
-    return run_on_stack(ns, run_bench, "drain", main_parser())
+    return run_on_stack(main_parser(), args, ("events", "users", "pages", "span_seconds", "partitions"), "drain", run_bench)
 
 
 if __name__ == "__main__":

@@ -194,10 +194,13 @@ def add_stack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, checkpoints)")
 
 
-def run_on_stack(ns: argparse.Namespace, bench: Callable[[argparse.Namespace, str, str, Path], dict[str, Any]],
-                 name: str, parser: argparse.ArgumentParser) -> int:
-    """Run `bench(ns, bootstrap, mongo_uri, work)` on a stack of its own (free loopback ports, a temporary folder) or
-    the one given, print its result as one JSON line, and clean up."""
+def run_on_stack(parser: argparse.ArgumentParser, args: list[str] | None, positive: tuple[str, ...], name: str,
+                 bench: Callable[[argparse.Namespace, str, str, Path], dict[str, Any]]) -> int:
+    """Parse `args` (the `positive` ones must be at least 1), run `bench(ns, bootstrap, mongo_uri, work)` on a stack of
+    its own (free loopback ports, a temporary folder) or the one given, print its result as one JSON line, clean up."""
+    ns = parser.parse_args(args)
+    if min(getattr(ns, p) for p in positive) < 1:
+        parser.error(f"{', '.join('--' + p.replace('_', '-') for p in positive)} must be at least 1")
     if bool(ns.bootstrap_servers) != bool(ns.mongo_uri):
         parser.error("give both --bootstrap-servers and --mongo-uri, or neither")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -193,10 +193,7 @@ def main_parser() -> argparse.ArgumentParser:
 
 
 def run_cli(args: list[str] | None = None) -> int:
-    ns = main_parser().parse_args(args)
-    if min(ns.rate, ns.users, ns.pages, ns.duration, ns.partitions) < 1:
-        main_parser().error("rate, users, pages, duration and partitions must be at least 1")
-    return run_on_stack(ns, run_bench, "pipeline", main_parser())
+    return run_on_stack(main_parser(), args, ("rate", "users", "pages", "duration", "partitions"), "pipeline", run_bench)
 
 
 if __name__ == "__main__":
