@@ -29,6 +29,9 @@ STATE_STORE_DEFAULTS = {
     "spark.sql.streaming.stateStore.providerClass":
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # Every batch looks up each event's dedup key and each slot's state: an 8 MB block cache (Spark's default) holds
+    # little of a state of a million keys.
+    "spark.sql.streaming.stateStore.rocksdb.blockCacheSizeMB": "64",
 }
 
 
