@@ -27,7 +27,8 @@ def test_starting_a_running_stack_again_is_harmless(stack):
 
 def test_status_cli_exits_zero_when_both_servers_answer(stack, capsys):
     code = run_cli(["status", "--data-dir", str(stack.data_dir), "--kafka-port", str(stack.kafka_port),
-                    "--kafka-controller-port", str(stack.kafka_controller_port), "--mongo-port", str(stack.mongo_port)])
+                    "--kafka-controller-port", str(stack.kafka_controller_port), "--mongo-port", str(stack.mongo_port),
+                    "--postgres-port", str(stack.postgres_port)])
     assert code == 0
     assert "127.0.0.1" in capsys.readouterr().out
 
