@@ -7,7 +7,7 @@ stack and times it:
 - `drain_s`: from the start of its first batch to the commit of its last (what a running job would take);
 - events/s over both, batches, rows dropped as late, state rows, and what it stored.
 
-    .venv/bin/python bench/drain.py --events 1000000 --users 1000 --span 30m
+    .venv/bin/python bench/drain.py --events 1000000 --users 1000 --span-seconds 1800
 """
 
 from __future__ import annotations
