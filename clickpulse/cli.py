@@ -38,6 +38,15 @@ DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/"
 T = TypeVar("T")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each flag's default to its help, unless the help already names it or there is none (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class UsageError(ValueError):
     """A bad argument, with a message fit for one line."""
 

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repos
 from clickpulse import events as ev
 from clickpulse.cli import (
     DURATION_SYNTAX,
+    DefaultsHelpFormatter,
     Parser,
     add_logging_arguments,
     add_mongo_uri_arguments,
@@ -59,7 +60,7 @@ def main_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Kafka clickstream -> validation, dedup, sliding windows -> MongoDB. "
                                       f"Durations: {DURATION_SYNTAX}. With a local master, Spark's driver, block "
                                       "manager and UI listen on 127.0.0.1; SPARK_LOCAL_IP sets where the UI listens.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=DefaultsHelpFormatter)
     io = p.add_argument_group("where")
     io.add_argument("--bootstrap-servers", default=env("CLICKPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                     help="Kafka bootstrap servers (env CLICKPULSE_BOOTSTRAP_SERVERS)")
@@ -80,7 +81,7 @@ def main_parser() -> argparse.ArgumentParser:
                      help="how late (event time) an event may arrive and still be counted")
     run.add_argument("--shuffle-partitions", type=positive_int, default=None,
                      help="state partitions, fixed by the checkpoint after the first run (default: spark-submit's "
-                          "--conf spark.sql.shuffle.partitions, else 8)")
+                          "--conf spark.sql.shuffle.partitions, else one per core of a local master, 8 on a cluster)")
     run.add_argument("--metrics", choices=["none", "prometheus"], default=env("CLICKPULSE_METRICS", "none"),
                      help="'prometheus': serve Spark's and the streaming queries' metrics for Prometheus on the Spark "
                           "UI's port at /metrics/prometheus (env CLICKPULSE_METRICS)")

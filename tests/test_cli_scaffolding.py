@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -164,3 +165,12 @@ def test_the_report_launcher_and_streamlit_log_json_lines_when_asked(tmp_path: P
     lines = [line for line in err.read_text().splitlines() if line.strip()]
     loggers = {json.loads(line)["logger"].split(".")[0] for line in lines}
     assert {"reporting", "streamlit"} <= loggers
+
+
+@pytest.mark.parametrize("program", sorted(_parsers()))
+def test_help_never_shows_a_default_of_none_or_a_default_twice(program):
+    # Given a program's --help text
+    text = " ".join(_parsers()[program]().format_help().split())
+    # Then a flag without a default says nothing of one, and no flag names its default twice
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default[^)]*\) \(default", text)
