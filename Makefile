@@ -98,7 +98,7 @@ dist: venv ## build dist/clickpulse.zip for spark-submit --py-files
 
 BENCHMARKS = job producer report drain pipeline
 
-bench: setup ## run the benchmarks (print JSON; drain and pipeline start their own stack and take about 15 min)
+bench: setup ## run the benchmarks (print JSON; long: see the README)
 	@for b in $(BENCHMARKS); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 clean: stack-down ## remove runtime data (keeps downloads)
