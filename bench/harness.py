@@ -15,7 +15,7 @@ import threading
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -69,18 +69,39 @@ class Checkpoint:
         return out
 
 
-class BatchRecorder:
-    """Records every committed batch of a query (its end offsets and commit time) while the job runs, every second."""
+class EverySecond:
+    """A daemon thread that calls `tick()` every second between `with` entry and exit (for samplers)."""
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint = checkpoint
-        self.seen: dict[int, tuple[dict[int, int], float, float]] = {}
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batches", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
     def _loop(self) -> None:
         while not self._stop.wait(1.0):
-            self.record()
+            self.tick()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BatchRecorder(EverySecond):
+    """Records every committed batch of a query (its end offsets and commit time) while the job runs, every second."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__("batches")
+        self.checkpoint = checkpoint
+        self.seen: dict[int, tuple[dict[int, int], float, float]] = {}
+
+    def tick(self) -> None:
+        self.record()
 
     def record(self) -> None:
         for b, entry in self.checkpoint.batches().items():
@@ -95,14 +116,9 @@ class BatchRecorder:
             previous = end
         return out
 
-    def __enter__(self) -> BatchRecorder:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.record()
+        super().__exit__(*exc)
+        self.record()  # the batches committed in the last second
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -135,15 +151,13 @@ def kafka_timestamps(bootstrap: str, topic: str, until: dict[int, int]) -> dict[
     return out
 
 
-
-class RssSampler:
+class RssSampler(EverySecond):
     """Peak resident memory of a process group (the job: Python driver, JVM and Python workers), sampled every 1 s."""
 
     def __init__(self, pgid: int) -> None:
+        super().__init__("rss")
         self.pgid = pgid
         self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
 
     def _sample(self) -> int:
         total = 0
@@ -160,17 +174,8 @@ class RssSampler:
                 continue
         return total
 
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.peak_bytes = max(self.peak_bytes, self._sample())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self._sample())
 
 
 
