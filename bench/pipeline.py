@@ -146,6 +146,14 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         last = max(metrics, key=lambda m: m[c.BATCH_ID])
         phases = {k: round(statistics.median(m.get(c.PHASES_MS, {}).get(k, 0) for m in run_batches))
                   for k in sorted({k for m in run_batches for k in m.get(c.PHASES_MS, {})})}
+        # Each stateful operator's median timings over the run, and its state rows after the last batch.
+        operators = {
+            op[c.OPERATOR] + f"#{i}": {
+                **{k: round(statistics.median(m[c.OPERATORS][i][k] for m in run_batches if len(m.get(c.OPERATORS, [])) > i))
+                   for k in (c.UPDATE_MS, c.REMOVAL_MS, c.COMMIT_MS)},
+                c.STATE_ROWS: op[c.STATE_ROWS]}
+            for i, op in enumerate(last.get(c.OPERATORS, []))
+        }
         return {
             "benchmark": "pipeline_sustained_load",
             "rate_target": ns.rate, "users": ns.users, "pages": ns.pages, "duration_s": ns.duration,
@@ -164,6 +172,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
             "freshness_s": {"p50": round(statistics.median(fresh), 2), "p95": round(percentile(fresh, 0.95), 2),
                             "max": round(max(fresh), 2), "records": len(fresh)},
             "aggregates_phases_ms_p50": phases,
+            "aggregates_operators_p50": operators,
             "state_rows": last[c.STATE_ROWS],
             "job_peak_rss_mb": round(rss.peak_bytes / 2**20),
             "cores": os.cpu_count(),

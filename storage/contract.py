@@ -121,6 +121,15 @@ BATCH_DURATION_MS = "batch_duration_ms"
 PHASES_MS = "phases_ms"  # Spark's durationMs of the batch: {phase: milliseconds}
 WATERMARK = "watermark"
 STATE_ROWS = "state_rows"
+# Per stateful operator, in plan order: [{operator, state_rows, updated_rows, removed_rows, update_ms, removal_ms,
+# commit_ms}] (Spark's stateOperators progress: where a batch's state time goes, e.g. the eviction scan).
+OPERATORS = "operators"
+OPERATOR = "operator"
+UPDATED_ROWS = "updated_rows"
+REMOVED_ROWS = "removed_rows"
+UPDATE_MS = "update_ms"
+REMOVAL_MS = "removal_ms"
+COMMIT_MS = "commit_ms"
 DROPPED_BY_WATERMARK = "dropped_by_watermark"
 DUPLICATES_DROPPED = "duplicates_dropped"
 VALID_ROWS = "valid_rows"

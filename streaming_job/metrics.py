@@ -34,6 +34,16 @@ def _instant(text: str | None) -> datetime | None:
 _PER_PARTITION = re.compile(rf"^({c.VALID_ROWS}|{c.COUNTED_ROWS})_p(\d+)$")
 
 
+def _operator(op: dict[str, Any]) -> dict[str, Any]:
+    """One stateful operator's state size and timings (Spark's `stateOperators` entry)."""
+    def n(key: str) -> int:
+        return int(op.get(key) or 0)
+
+    return {c.OPERATOR: op.get("operatorName") or "", c.STATE_ROWS: n("numRowsTotal"),
+            c.UPDATED_ROWS: n("numRowsUpdated"), c.REMOVED_ROWS: n("numRowsRemoved"),
+            c.UPDATE_MS: n("allUpdatesTimeMs"), c.REMOVAL_MS: n("allRemovalsTimeMs"), c.COMMIT_MS: n("commitTimeMs")}
+
+
 def progress_document(p: dict[str, Any]) -> dict[str, Any]:
     """Build the metrics document from one `StreamingQueryProgress` (its JSON form, as a dict)."""
     operators = p.get("stateOperators") or []
@@ -53,6 +63,7 @@ def progress_document(p: dict[str, Any]) -> dict[str, Any]:
         c.PHASES_MS: {k: int(v) for k, v in (p.get("durationMs") or {}).items()},
         c.WATERMARK: _instant((p.get("eventTime") or {}).get("watermark")),
         c.STATE_ROWS: sum(int(op.get("numRowsTotal") or 0) for op in operators),
+        c.OPERATORS: [_operator(op) for op in operators],
         c.DROPPED_BY_WATERMARK: sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),
         c.DUPLICATES_DROPPED: sum(int((op.get("customMetrics") or {}).get("numDroppedDuplicateRows") or 0)
                                   for op in operators),

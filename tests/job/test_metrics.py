@@ -13,7 +13,9 @@ PROGRESS = {
     "durationMs": {"addBatch": 700, "triggerExecution": 812},
     "eventTime": {"watermark": "2026-11-23T09:50:00.000Z", "max": "2026-11-23T10:00:00.000Z"},
     "stateOperators": [
-        {"operatorName": "stateStoreSave", "numRowsTotal": 5000, "numRowsDroppedByWatermark": 0, "customMetrics": {}},
+        {"operatorName": "stateStoreSave", "numRowsTotal": 5000, "numRowsUpdated": 40, "numRowsRemoved": 7,
+         "allUpdatesTimeMs": 30, "allRemovalsTimeMs": 250, "commitTimeMs": 20, "numRowsDroppedByWatermark": 0,
+         "customMetrics": {}},
         {"operatorName": "dedupeWithinWatermark", "numRowsTotal": 900, "numRowsDroppedByWatermark": 3,
          "customMetrics": {"numDroppedDuplicateRows": 12}},
     ],
@@ -30,6 +32,12 @@ def test_a_progress_event_becomes_one_document_keyed_by_query_run_and_batch():
         "phases_ms": {"addBatch": 700, "triggerExecution": 812},
         "watermark": datetime(2026, 11, 23, 9, 50, tzinfo=UTC), "state_rows": 5900, "dropped_by_watermark": 3,
         "duplicates_dropped": 12, "valid_rows": 990,
+        "operators": [
+            {"operator": "stateStoreSave", "state_rows": 5000, "updated_rows": 40, "removed_rows": 7, "update_ms": 30,
+             "removal_ms": 250, "commit_ms": 20},
+            {"operator": "dedupeWithinWatermark", "state_rows": 900, "updated_rows": 0, "removed_rows": 0,
+             "update_ms": 0, "removal_ms": 0, "commit_ms": 0},
+        ],
     }
 
 
