@@ -76,12 +76,17 @@ def with_watermark(delay: timedelta) -> Callable[[DataFrame], DataFrame]:
 def deduplicate(df: DataFrame) -> DataFrame:
     """Keep the first delivery of each event (same event_id, or same payload without one).
 
-    State for a key lives until its event time falls behind the watermark; a copy arriving later
-    than that is behind the watermark too and is dropped as late, so each event counts once.
+    A key is kept until its event's time falls behind the watermark. A copy arriving after that has the same event time
+    (it is the same event), so it is behind the watermark too and is dropped as late: each event counts once.
     """
     if not df.isStreaming:  # Spark has no within-watermark variant for static frames (tests, backfills)
         return df.dropDuplicates([DEDUP_KEY])
-    return df.dropDuplicatesWithinWatermark([DEDUP_KEY])
+    # Spark keeps a key until its event time plus the event-time column's delay has fallen behind the watermark: with
+    # the watermark's own delay that is twice the delay after the event (20 minutes of keys, at 2,000 events/s 2.4M
+    # state rows, each scanned by every batch's eviction). A delay of 0 on the column dedup reads frees a key as soon
+    # as its event is late; the watermark itself is unchanged (the withWatermark node keeps its delay).
+    at_event = F.col(EVENT_TIME).alias(EVENT_TIME, metadata={_WATERMARK_DELAY_KEY: 0})
+    return df.withColumn(EVENT_TIME, at_event).dropDuplicatesWithinWatermark([DEDUP_KEY])
 
 
 def _slot(kind: str, end: Column, key: Column, subkey: Column, member: Column,
