@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from storage import contract as c
-from storage.sink import Merge
+from storage.sink import Merge, New
 from streaming_job.windows import ACTIVE_USERS, BOT_ACTIVITY, PAGE_VIEWS, USER_SESSIONS, kafka_position
 
-Pair = tuple[str, dict[str, Any] | Merge]
+Pair = tuple[str, dict[str, Any] | Merge | New]
 
 # Values `$set` in one write at most; a bucket with more changes in one partition gets several writes (rare: a pane
 # shard of a busy site). Bounds the size of a command and of what a partition holds before writing.
@@ -101,9 +101,11 @@ def aggregate_documents(rows: Iterable[Any]) -> Iterator[Pair]:
 def invalid_documents(rows: Iterable[Any]) -> Iterator[Pair]:
     """Invalid-event rows are shaped as documents by `validation.invalid_events`; add their time buckets here.
 
+    Each is a `New` document: its `_id` (topic, partition, offset) is written once, except when a batch is replayed.
+
     `kafka_timestamp` arrives as a naive UTC datetime (a timestamp_ntz cast in the job's UTC session), which is
     what `time_buckets` assumes of naive instants.
     """
     for r in rows:
         doc = r.asDict()
-        yield c.INVALID_EVENTS, {**doc, **c.time_buckets(doc[c.KAFKA_TIMESTAMP])}
+        yield c.INVALID_EVENTS, New({**doc, **c.time_buckets(doc[c.KAFKA_TIMESTAMP])})

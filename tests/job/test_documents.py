@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pyspark.sql import Row
 
 from storage import contract as c
-from storage.sink import Merge
+from storage.sink import Merge, New
 from streaming_job import documents
 from streaming_job.documents import aggregate_documents, invalid_documents
 
@@ -127,9 +127,9 @@ def test_an_invalid_event_keeps_its_fields_and_gets_the_day_and_hour_of_its_kafk
     ts = datetime(2026, 11, 23, 23, 59, 59, 999000)
     # When it becomes a document
     [(coll, doc)] = list(invalid_documents(iter([invalid_row(ts)])))
-    # Then it is the row's fields plus the UTC day and hour of its Kafka timestamp
+    # Then it is a new document: the row's fields plus the UTC day and hour of its Kafka timestamp
     assert coll == c.INVALID_EVENTS
-    assert doc == {**invalid_row(ts).asDict(), c.DAY: "2026-11-23", c.HOUR: "2026-11-23T23"}
+    assert doc == New({**invalid_row(ts).asDict(), c.DAY: "2026-11-23", c.HOUR: "2026-11-23T23"})
 
 
 def test_a_bot_second_becomes_one_whole_document_with_its_kafka_coordinates():

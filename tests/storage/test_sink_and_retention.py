@@ -10,7 +10,7 @@ from pymongo import monitoring
 from storage import contract as c
 from storage.client import is_ferretdb
 from storage.indexes import INDEXES, ensure_indexes, prune_expired
-from storage.sink import Merge, MongoTarget, upsert_documents, upsert_routed
+from storage.sink import Merge, MongoTarget, New, upsert_documents, upsert_routed
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,18 @@ def test_routed_documents_reach_their_own_collections(mongo_uri, mongo_db):
                                      (c.ACTIVE_USERS, {c.ID: c.window_id(WS), c.ACTIVE_USERS_COUNT: 4})])
     assert written == 2
     assert mongo_db[c.ACTIVE_USERS].find_one()[c.ACTIVE_USERS_COUNT] == 4
+
+
+def test_new_documents_are_inserted_and_a_replay_replaces_the_ones_already_there(mongo_uri, mongo_db):
+    # Given two of five new documents written already, with other values (a batch that ran before a crash)
+    target = MongoTarget(mongo_uri, mongo_db.name, ops_per_command=5)
+    upsert_routed(target, [(c.PAGE_VIEWS, New(page_doc(p, 0))) for p in ("/b", "/d")])
+    # When all five are written as new documents
+    written = upsert_routed(target, [(c.PAGE_VIEWS, New(page_doc(p, v))) for v, p in enumerate("/a /b /c /d /e".split())])
+    # Then each is written once, with this write's values
+    assert written == 5
+    docs = {d[c.PAGE_URL]: d[c.VIEWS] for d in mongo_db[c.PAGE_VIEWS].find()}
+    assert docs == {"/a": 0, "/b": 1, "/c": 2, "/d": 3, "/e": 4}
 
 
 def test_merges_set_bucket_entries_without_losing_the_ones_already_there(mongo_uri, mongo_db):

@@ -20,7 +20,7 @@ from devstack.stack import LocalStack
 from storage import contract as c
 from storage.client import connect, is_ferretdb
 from storage.retry import StoreUnavailable
-from storage.sink import Merge, MongoTarget, upsert_routed
+from storage.sink import Merge, MongoTarget, New, upsert_routed
 from streaming_job.metrics import ProgressStore, progress_document
 from tests.job.jobrun import poll
 
@@ -136,6 +136,22 @@ def test_a_document_the_server_refuses_is_dead_lettered_and_the_rest_of_its_batc
     assert (letter[c.TARGET_COLLECTION], letter[c.DOCUMENT_ID], letter[c.OPERATION]) == (c.PAGE_VIEWS, "w|/p/\\u0000", c.REPLACE)
     assert "SQLSTATE 22P05" in letter[c.ERROR] and bad_id not in letter[c.EXCERPT]
     assert '"page_url": "/p/\\u0000"' in letter[c.EXCERPT]
+
+
+def test_a_new_document_the_server_refuses_is_dead_lettered_and_the_others_inserted(own_db):
+    target, client = own_db
+    if not is_ferretdb(client):
+        pytest.skip("MongoDB stores a NUL in a string; FerretDB's PostgreSQL refuses it")
+    # Given 25 new documents, the middle one with a NUL in its page
+    batch = documents(25)
+    batch[12][1][c.ID] = "w|/p/\x00"
+    batch[12][1][c.PAGE_URL] = "/p/\x00"
+    # When they are inserted
+    written = upsert_routed(target, [(coll, New(doc)) for coll, doc in batch])
+    # Then the 24 others are stored, and the refused one is a dead letter
+    assert written == 24
+    assert client[target.database][c.PAGE_VIEWS].count_documents({}) == 24
+    assert list(dead_letters(client, target)) == ["page_views|w|/p/\\u0000"]
 
 
 def test_a_document_the_driver_cannot_encode_is_dead_lettered_and_the_others_written(own_db):
