@@ -296,12 +296,24 @@ def _start_retention(stop: threading.Event, db: Database, s: JobSettings, has_tt
                          name="clickpulse-retention", daemon=True).start()
 
 
+# What py4j logs, with a traceback and at ERROR, when a stop signal interrupts the Java call the job waits in.
+PY4J_INTERRUPTED = "KeyboardInterrupt while sending command."
+
+
+class StopNotError(logging.Filter):
+    """Drops py4j's traceback for the interrupt that a stop signal raises (the stop is logged as what it is)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != PY4J_INTERRUPTED
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM stops the job like Ctrl-C: the queries stop gracefully and the run exits 0."""
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    logging.getLogger().addFilter(StopNotError())  # py4j logs on the root logger itself
     signal.signal(signal.SIGTERM, on_term)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
 
 from clickpulse.cli import parse_duration
-from streaming_job.main import main_parser, run_cli, settings_from_args
+from streaming_job.main import PY4J_INTERRUPTED, StopNotError, main_parser, run_cli, settings_from_args
 from streaming_job.settings import JobSettings, Trigger, WindowSpec
 
 
@@ -107,3 +108,13 @@ def test_mongo_unreachable_at_start_is_waited_for_then_reported_in_one_line(capl
     assert errors[0].startswith("cannot prepare MongoDB: MongoDB at mongodb://127.0.0.1:1/ still failing after ")
     assert "Connection refused" in errors[0]
     assert any("retrying for up to 1 s" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_the_interrupt_a_stop_signal_raises_is_not_logged_as_an_error():
+    # Given py4j's record for a Java call that a stop signal interrupted, and any other error record
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.ERROR, __file__, 1, message, None, None)
+
+    # Then the job's filter drops only py4j's
+    assert not StopNotError().filter(record(PY4J_INTERRUPTED))
+    assert StopNotError().filter(record("MongoDB at mongodb://db:27017/ unavailable"))

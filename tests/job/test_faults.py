@@ -22,6 +22,7 @@ from pymongo import MongoClient
 from devstack.stack import LocalStack
 from storage import contract as c
 from storage.client import connect
+from streaming_job.main import PY4J_INTERRUPTED
 from tests.job.dataset import clicks, create_topic, produce, read_back
 from tests.job.jobrun import job_args, kill_hard, mismatches, poll, run_job, start_job, stored
 from tests.reference import expected
@@ -167,6 +168,8 @@ def test_after_the_faults_a_final_drain_leaves_exactly_the_reference(running: Ru
     assert running.job is not None
     os.kill(running.job.pid, signal.SIGTERM)
     assert running.job.wait(timeout=120) == 0, running.tail()
+    # (and its log says it stopped on a signal, without a traceback for the interrupted Java call)
+    assert "stopping (signal received)" in running.tail() and PY4J_INTERRUPTED not in running.log.read_text()
     # When a drain reads whatever it had not yet
     run_job(running.args("--trigger", "available-now"), running.log)
     # Then every document equals the reference over the whole topic, and nothing was dead-lettered
