@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from storage import contract as c
-from storage.sink import Merge, New
+from storage.sink import Item, Merge, New
 from streaming_job.windows import ACTIVE_USERS, BOT_ACTIVITY, PAGE_VIEWS, USER_SESSIONS, kafka_position
 
-Pair = tuple[str, dict[str, Any] | Merge | New]
+Pair = tuple[str, Item]
 
 # Values `$set` in one write at most; a bucket with more changes in one partition gets several writes (rare: a pane
 # shard of a busy site). Bounds the size of a command and of what a partition holds before writing.
