@@ -169,7 +169,8 @@ def test_after_the_faults_a_final_drain_leaves_exactly_the_reference(running: Ru
     os.kill(running.job.pid, signal.SIGTERM)
     assert running.job.wait(timeout=120) == 0, running.tail()
     # (and its log says it stopped on a signal, without a traceback for the interrupted Java call)
-    assert "stopping (signal received)" in running.tail() and PY4J_INTERRUPTED not in running.log.read_text()
+    said = running.log.read_text()
+    assert "stopping (signal received)" in said and PY4J_INTERRUPTED not in said
     # When a drain reads whatever it had not yet
     run_job(running.args("--trigger", "available-now"), running.log)
     # Then every document equals the reference over the whole topic, and nothing was dead-lettered
