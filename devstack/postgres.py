@@ -55,7 +55,7 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgres://{USER}@127.0.0.1:{self.port}/{DATABASE}?pool_max_conns=50"
+        return f"postgres://{USER}@127.0.0.1:{self.port}/{DATABASE}?pool_max_conns=150"
 
     def _init_once(self) -> None:
         cluster = self.cluster_dir

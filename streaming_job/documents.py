@@ -11,9 +11,21 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
 from storage import contract as c
 from storage.sink import Item, Merge, New
-from streaming_job.windows import ACTIVE_USERS, BOT_ACTIVITY, PAGE_VIEWS, USER_SESSIONS, kafka_position
+from streaming_job.windows import (
+    ACTIVE_USERS,
+    BOT_ACTIVITY,
+    KEY,
+    KIND,
+    PAGE_VIEWS,
+    USER_SESSIONS,
+    WINDOW_START,
+    kafka_position,
+)
 
 Pair = tuple[str, Item]
 
@@ -26,6 +38,28 @@ MAX_BUFFERED_VALUES = 200_000
 # Written in this order within a partition: the panes before the active-users windows, because the report finds
 # windows through active_users and should find their panes written.
 _ORDER = (USER_SESSIONS, PAGE_VIEWS, ACTIVE_USERS, BOT_ACTIVITY)
+
+
+def shard_column() -> Column:
+    """`storage.contract.shard_of` of an output row's key, in Spark (0 for aggregates kept in unsharded documents).
+
+    Spark's `crc32` of a string's UTF-8 bytes is zlib's, so both sides name the same shard.
+    """
+    shard = F.lit(0).cast("bigint")
+    for kind, shards in c.SHARDS.items():
+        shard = F.when(F.col(KIND) == kind, F.pmod(F.crc32(F.col(KEY).cast("binary")), F.lit(shards))).otherwise(shard)
+    return shard
+
+
+def document_column() -> Column:
+    """Which bucket document an output row's value goes to (what `_bucket` names), as a Spark column.
+
+    Rows with equal values share a document: partitioned by it, every document is written by one writer, in one
+    write. Active users are kept in a document per day; panes in one per (pane, shard); bot seconds in their own.
+    """
+    start = F.col(WINDOW_START)
+    day = F.to_date(start).cast("timestamp_ntz")
+    return F.struct(F.col(KIND), F.when(F.col(KIND) == ACTIVE_USERS, day).otherwise(start), shard_column())
 
 
 def _seconds(start: datetime, end: datetime) -> int:

@@ -50,6 +50,10 @@ log = logging.getLogger("clickpulse.job")
 PROG = "clickpulse-job"
 # A Spark failure's first line names the failed stage, then the cause: keep it whole in the log.
 JOB_ERROR_CHARS = 2000
+# Writers per query on FerretDB, each sending commands of FERRETDB_OPS_PER_COMMAND: both queries' writers together
+# need FerretDB's PostgreSQL pool (`pool_max_conns`) above 2 * 2 * 25 = 100 connections (make stack-up: 150).
+FERRETDB_WRITERS = 2
+FERRETDB_OPS_PER_COMMAND = 25
 
 
 def _retention(text: str) -> timedelta | None:
@@ -101,7 +105,7 @@ def main_parser() -> argparse.ArgumentParser:
     val.add_argument("--retention", type=_retention, default="7 days",
                      help="keep documents this long after their last update ('none' keeps them forever)")
     val.add_argument("--mongo-writers", type=positive_int, default=None,
-                     help="concurrent Mongo writers per batch (default: one per partition; 1 on FerretDB)")
+                     help="concurrent Mongo writers per batch (default: one per partition; 2 on FerretDB)")
     val.add_argument("--sink-retry-for", type=duration, default=env("CLICKPULSE_SINK_RETRY_FOR", "5 minutes"),
                      help="how long writes retry while MongoDB (or FerretDB's PostgreSQL) is unreachable before the "
                           "job gives up and exits 1 (env CLICKPULSE_SINK_RETRY_FOR)")
@@ -250,9 +254,10 @@ def _writers_for_server(client: MongoClient, s: JobSettings) -> tuple[MongoTarge
     if not _retrier(s).call(lambda: is_ferretdb(client)):
         return MongoTarget(s.mongo_uri, s.database, retry_for=s.sink_retry_for), s.mongo_writers
     # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
-    # commands from few writers keep its connection pool from running dry (seen to hang here).
-    writers = s.mongo_writers or 1
-    target = MongoTarget(s.mongo_uri, s.database, ops_per_command=25, retry_for=s.sink_retry_for)
+    # commands from few writers keep its connection pool from running dry (seen to hang here with
+    # 4 writers of 25 on a pool of 50). Two writers wait on it in parallel (1.5-2.2x the writes/s).
+    writers = s.mongo_writers or FERRETDB_WRITERS
+    target = MongoTarget(s.mongo_uri, s.database, ops_per_command=FERRETDB_OPS_PER_COMMAND, retry_for=s.sink_retry_for)
     log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers, target.ops_per_command)
     return target, writers
 

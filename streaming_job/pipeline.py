@@ -24,12 +24,10 @@ from pyspark.sql.streaming import StreamingQuery
 from storage import contract as c
 from storage.sink import MongoTarget, partition_writer
 from streaming_job import partitions as kp
-from streaming_job.documents import aggregate_documents, invalid_documents
+from streaming_job.documents import aggregate_documents, document_column, invalid_documents
 from streaming_job.settings import JobSettings
 from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
 from streaming_job.windows import (
-    KIND,
-    WINDOW_START,
     aggregate,
     deduplicate,
     over_bot_limit,
@@ -129,10 +127,10 @@ def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
 
 
 def _by_bucket(df: DataFrame, writers: int | None) -> DataFrame:
-    """One partition per (aggregate, window or pane), at most `writers` partitions: every value of a bucket document
-    is then `$set` by one writer in one write, and no two writers touch the same document.
+    """At most `writers` partitions, each bucket document in one of them: every value of a document is then `$set` by
+    one writer in one write, and no two writers touch the same document. The shards of a pane spread over the writers.
     """
-    return df.repartition(writers, KIND, WINDOW_START) if writers else df.repartition(KIND, WINDOW_START)
+    return df.repartition(writers, document_column()) if writers else df.repartition(document_column())
 
 
 def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:

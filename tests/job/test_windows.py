@@ -160,6 +160,30 @@ def test_a_user_over_the_limit_in_one_second_is_a_bot_for_that_second_with_its_f
     assert (kafka_position(got[0].first), kafka_position(got[0].last)) == ((2, 100), (2, 111))
 
 
+def test_a_users_minute_is_one_state_row_and_each_of_its_seconds_over_the_limit_comes_out_alone(spark):
+    # Given u1's bursts in 10:00:07 (12 events) and 10:00:59 (11), 3 events in 10:00:30, and 12 in 10:01:00
+    bursts = [(7, 12), (59, 11), (30, 3), (60, 12)]
+    rows, offset = [], 0
+    for second, n in bursts:
+        for i in range(n):
+            rows.append((t(10, 0) + timedelta(seconds=second, milliseconds=50 * i), "u1", "s1", "click", None,
+                         f"id:{offset}", 1, offset))
+            offset += 1
+    events = spark.createDataFrame(rows, BOT_EVENTS_SCHEMA)
+    slots = run_steps(events, [with_watermark(timedelta(minutes=10)), deduplicate,
+                               window_rows(FIVE, FIVE, FIFTEEN, timedelta(minutes=10), bots=True), aggregate])
+    # When they are aggregated, Then the state holds one bot row per minute of the user
+    assert [(r.window_end, r.events) for r in slots.where(slots.kind == BOT_ACTIVITY).orderBy("window_end").collect()] == [
+        (t(10, 1), 26), (t(10, 2), 12)]
+    # And each second over the limit comes out with its own count and first and last offset
+    got = bot_rows(spark, rows).collect()
+    assert [(r.window_start, r.events, kafka_position(r.first), kafka_position(r.last)) for r in got] == [
+        (t(10, 0, 7), 12, (1, 0), (1, 11)),
+        (t(10, 0, 59), 11, (1, 12), (1, 22)),
+        (t(10, 1, 0), 12, (1, 26), (1, 37)),
+    ]
+
+
 def test_a_user_at_the_limit_is_a_person(spark):
     # Given exactly 10 events of u1 within one second (and duplicates of them, which count once)
     rows = [(t(10, 0, 7, 90 * i), "u1", "s1", "click", None, f"id:{i}", 0, i) for i in range(10)] * 2
