@@ -26,8 +26,8 @@ and those were 0.8M of the 0.9M rows that every batch's eviction scans; a minute
 
 Keeping the bot's events out of the other aggregates would need a second stateful operator that ranks a user's events
 in offset order across batches before the aggregation: Spark allows one only as a Python (pandas, Arrow) stateful
-function on every event, which this job does not run on its hot path. So bot events still count; they are recorded, and the report shows
-the figures that stay exact without bot users.
+function on every event, which this job does not run on its hot path. So bot events still count; they are recorded,
+and the report shows the figures that stay exact without bot users.
 """
 
 from __future__ import annotations
