@@ -255,7 +255,7 @@ def _writers_for_server(client: MongoClient, s: JobSettings) -> tuple[MongoTarge
         return MongoTarget(s.mongo_uri, s.database, retry_for=s.sink_retry_for), s.mongo_writers
     # FerretDB v1 holds a backend connection per matched upsert until a command ends; small
     # commands from few writers keep its connection pool from running dry (seen to hang here with
-    # 4 writers of 25 on a pool of 50). Two writers wait on it in parallel (1.5-2.2x the writes/s).
+    # 4 writers of 25 on a pool of 50). Two writers wait on it in parallel (1.25-2.2x the writes/s, idle).
     writers = s.mongo_writers or FERRETDB_WRITERS
     target = MongoTarget(s.mongo_uri, s.database, ops_per_command=FERRETDB_OPS_PER_COMMAND, retry_for=s.sink_retry_for)
     log.info("FerretDB detected: %d writer(s) per query, %d upserts per command", writers, target.ops_per_command)
