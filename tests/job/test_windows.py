@@ -197,3 +197,32 @@ def test_without_bot_flagging_no_second_is_counted(spark):
     got = run_steps(spark.createDataFrame(rows, BOT_EVENTS_SCHEMA),
                     [window_rows(FIVE, FIVE, FIFTEEN, timedelta(minutes=10)), aggregate])
     assert got.where(got.kind == BOT_ACTIVITY).count() == 0
+
+
+AGGREGATED_SCHEMA = ("kind string, window_end timestamp, key string, subkey string, events long, users int, first long, "
+                     "last long, members array<string>")
+
+
+def test_only_bot_minutes_are_split_into_their_seconds_and_every_other_row_passes_unchanged(spark):
+    # Given one row of each other aggregate, a bot minute with 11 events in its second 07 (and one in 08), and a
+    # minute whose 11 events are spread over two seconds
+    burst = [f"07:{100 + i}" for i in range(11)] + ["08:200"]
+    spread = [f"{s:02d}:{300 + i}" for i, s in enumerate([1] * 6 + [2] * 5)]
+    rows = [
+        (ACTIVE_USERS, t(10, 5), "", "", 3, 2, None, None, ["u1", "u2"]),
+        (USER_SESSIONS, t(10, 1), "u1", "s1", 2, 0, None, None, []),
+        (PAGE_VIEWS, t(10, 1), "/home", "", 4, 0, None, None, []),
+        (BOT_ACTIVITY, t(10, 1), "bot", "", 12, 12, 100, 200, burst),
+        (BOT_ACTIVITY, t(10, 1), "person", "", 11, 11, 300, 310, spread),
+    ]
+    # When bot minutes are turned into their seconds over a limit of 10
+    got = run_steps(spark.createDataFrame(rows, AGGREGATED_SCHEMA), [over_bot_limit(10)])
+    # Then the other rows are as they were (without members), and the bot's one second over the limit comes out alone,
+    # with its count and first and last position; the person's minute gives nothing
+    expected = spark.createDataFrame([
+        (ACTIVE_USERS, t(10, 5), "", "", 3, 2, None, None),
+        (USER_SESSIONS, t(10, 1), "u1", "s1", 2, 0, None, None),
+        (PAGE_VIEWS, t(10, 1), "/home", "", 4, 0, None, None),
+        (BOT_ACTIVITY, t(10, 0, 8), "bot", "", 11, 0, 100, 110),
+    ], "kind string, window_end timestamp, key string, subkey string, events long, users int, first long, last long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
