@@ -20,6 +20,7 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], bool], ...] = (
     # pane shards are read by pane start, every shard at once
     (c.PAGE_VIEWS, [(c.PANE_START, ASCENDING)], False),
     (c.USER_SESSIONS, [(c.PANE_START, ASCENDING)], False),
+    (c.USER_SESSIONS_JOURNAL, [(c.PANE_START, ASCENDING)], False),
     (c.INVALID_EVENTS, [(c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.INVALID_EVENTS, [(c.REASON, ASCENDING), (c.KAFKA_TIMESTAMP, DESCENDING)], False),
     (c.PIPELINE_METRICS, [(c.QUERY, ASCENDING), (c.TIMESTAMP, DESCENDING)], False),
@@ -44,6 +45,7 @@ RETENTION_FIELD = {
     c.ACTIVE_USERS: c.UPDATED_AT,
     c.PAGE_VIEWS: c.UPDATED_AT,
     c.USER_SESSIONS: c.UPDATED_AT,
+    c.USER_SESSIONS_JOURNAL: c.UPDATED_AT,  # folded within seconds while the job runs; left over only if it never ran again
     c.INVALID_EVENTS: c.STORED_AT,
     c.PIPELINE_METRICS: c.TIMESTAMP,
     c.PIPELINE_MINUTES: c.UPDATED_AT,

@@ -22,6 +22,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from storage import contract as c
+from storage.journal import pane_values
 from storage.layout import Layout, Windows, public_url, read_layout
 from storage.rollup import minute_point
 
@@ -120,11 +121,11 @@ def _window(windows: Windows, end: datetime) -> Doc:
 
 
 def _pane_values(db: Database, collection: str, values_field: str, windows: Windows, start: datetime) -> Counter:
-    """The values of every pane of the window starting at `start`, summed by key (one equality read per pane)."""
+    """The values of every pane of the window starting at `start`, summed by key (equality reads per pane: its shards,
+    and its journal where it has one)."""
     total: Counter = Counter()
     for pane in windows.panes(start):
-        for doc in db[collection].find({c.PANE_START: pane}, {c.ID: 0, values_field: 1}):
-            total.update({k: int(v) for k, v in (doc.get(values_field) or {}).items()})
+        total.update(pane_values(db, collection, values_field, pane))
     return total
 
 

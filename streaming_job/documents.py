@@ -1,13 +1,15 @@
 """Turning the job's output rows into storage-contract writes (runs on executors, per partition).
 
 Aggregate rows become bucket `Merge`s (storage/contract.py): each changed value is one field `$set` into the document
-of its day (active users) or of its pane and shard (page views, user sessions), and a partition's values of one
-document go out as one write.
+of its day (active users) or of its pane and shard (page views), and a partition's values of one document go out as
+one write. User-session values go into journal documents instead, a new one per pane and writer in each batch, which
+the job folds into their pane shards later (storage/journal.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from storage import contract as c
-from storage.sink import Item, Merge, New
+from storage.sink import Document, Item, Merge, New
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
@@ -36,8 +38,8 @@ MAX_VALUES_PER_WRITE = 2000
 MAX_BUFFERED_VALUES = 200_000
 
 # Written in this order within a partition: the panes before the active-users windows, because the report finds
-# windows through active_users and should find their panes written.
-_ORDER = (USER_SESSIONS, PAGE_VIEWS, ACTIVE_USERS, BOT_ACTIVITY)
+# windows through active_users and should find their panes written. User sessions go to their journal before any.
+_ORDER = (PAGE_VIEWS, ACTIVE_USERS, BOT_ACTIVITY)
 
 
 def shard_column() -> Column:
@@ -72,7 +74,8 @@ def _coordinates(position: int) -> dict[str, int]:
 
 
 def _bucket(r: Any) -> tuple[str, str, dict[str, Any], dict[str, int]]:
-    """(collection, document id, the document's own fields, the values it `$set`s) of one aggregate row."""
+    """(collection, document id, the document's own fields, the values it `$set`s) of one aggregate row (not of user
+    sessions: those go to `_Journal`)."""
     if r.kind == ACTIVE_USERS:
         day, key = c.window_day_key(r.window_start)
         head = {c.DAY: day, c.WINDOW_SECONDS: _seconds(r.window_start, r.window_end)}
@@ -83,9 +86,6 @@ def _bucket(r: Any) -> tuple[str, str, dict[str, Any], dict[str, int]]:
         return BOT_ACTIVITY, c.bot_activity_id(r.window_start, r.key), doc, {}
     shard = c.shard_of(r.key, r.kind)
     head = {c.PANE_START: r.window_start, c.PANE_END: r.window_end, c.SHARD: shard}
-    if r.kind == USER_SESSIONS:
-        return USER_SESSIONS, c.pane_id(r.window_start, shard), head, {
-            f"{c.EVENTS}.{c.session_key(r.key, r.subkey)}": int(r.events)}
     return PAGE_VIEWS, c.pane_id(r.window_start, shard), head, {f"{c.VIEWS}.{c.escape_key(r.key)}": int(r.events)}
 
 
@@ -115,21 +115,65 @@ class _Buckets:
         self.values = 0
 
 
-def aggregate_documents(rows: Iterable[Any]) -> Iterator[Pair]:
-    """One `Merge` per bucket document the partition's rows change, panes first (see `_ORDER`).
+class _Journal:
+    """A partition's user-session values, as new journal documents: one per pane (more past MAX_VALUES_PER_WRITE)."""
 
-    Idempotent: each field is a complete value (a pane's count, a window's distinct users), so writing the same rows
-    again, or rows of a replayed batch, leaves the same documents.
+    def __init__(self, batch_id: int) -> None:
+        self._batch_id = batch_id
+        self._token = uuid.uuid4().hex[:12]  # this writer's, so that writers of one batch never share a document
+        self._docs: dict[datetime, Document] = {}
+        self._written = 0
+        self.values = 0
+
+    def add(self, r: Any) -> New | None:
+        """Add a row's value; return its pane's document (and forget it) once it holds MAX_VALUES_PER_WRITE values."""
+        doc = self._docs.get(r.window_start)
+        if doc is None:
+            self._written += 1
+            doc = self._docs[r.window_start] = {
+                c.ID: c.journal_id(r.window_start, self._batch_id, f"{self._token}{self._written}"),
+                c.PANE_START: r.window_start, c.PANE_END: r.window_end, c.BATCH_ID: self._batch_id, c.EVENTS: {}}
+        values, key = doc[c.EVENTS], c.session_key(r.key, r.subkey)
+        self.values += key not in values
+        values[key] = int(r.events)
+        if len(values) >= MAX_VALUES_PER_WRITE:
+            self.values -= len(values)
+            return New(self._docs.pop(r.window_start))
+        return None
+
+    def drain(self) -> Iterator[Pair]:
+        yield from ((c.USER_SESSIONS_JOURNAL, New(doc)) for doc in self._docs.values())
+        self._docs.clear()
+        self.values = 0
+
+
+def aggregate_documents(batch_id: int) -> Callable[[Iterable[Any]], Iterator[Pair]]:
+    """Turn a partition's rows of batch `batch_id` into its writes: one `Merge` per bucket document they change, and
+    one journal document per pane of user sessions, written first (see `_ORDER`).
+
+    Idempotent: each value is complete (a pane's count, a window's distinct users), so writing the same rows again,
+    or rows of a replayed batch, leaves the same documents; a replay's journal documents repeat values already there.
     """
-    buckets = _Buckets()
-    for r in rows:
-        collection, doc_id, head, values = _bucket(r)
-        full = buckets.add(collection, doc_id, head, values)
-        if full is not None:
-            yield collection, full
-        if buckets.values >= MAX_BUFFERED_VALUES:
-            yield from buckets.drain()
-    yield from buckets.drain()
+
+    def documents(rows: Iterable[Any]) -> Iterator[Pair]:
+        buckets, journal = _Buckets(), _Journal(batch_id)
+        for r in rows:
+            if r.kind == USER_SESSIONS:
+                full_doc = journal.add(r)
+                if full_doc is not None:
+                    yield c.USER_SESSIONS_JOURNAL, full_doc
+            else:
+                collection, doc_id, head, values = _bucket(r)
+                full = buckets.add(collection, doc_id, head, values)
+                if full is not None:
+                    yield collection, full
+            if buckets.values + journal.values >= MAX_BUFFERED_VALUES:
+                yield from journal.drain()
+                yield from buckets.drain()
+        yield from journal.drain()
+        yield from buckets.drain()
+
+    return documents
 
 
 def invalid_documents(rows: Iterable[Any]) -> Iterator[Pair]:

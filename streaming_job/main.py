@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -54,6 +55,10 @@ JOB_ERROR_CHARS = 2000
 # need FerretDB's PostgreSQL pool (`pool_max_conns`) above 2 * 2 * 25 = 100 connections (make stack-up: 150).
 FERRETDB_WRITERS = 2
 FERRETDB_OPS_PER_COMMAND = 25
+# How often the user-sessions journal is folded into its panes (storage/journal.py): often enough that a pane is read
+# from its shards and a few dozen journal documents, seldom enough that folding (which rewrites the panes' shards,
+# like every batch did before the journal) costs little.
+FOLD_EVERY = timedelta(seconds=10)
 
 
 def _retention(text: str) -> timedelta | None:
@@ -172,6 +177,8 @@ class _Running:
     spark: SparkSession | None = None
     heartbeat: Heartbeat | None = None
     progress: ProgressStore | None = None
+    folding: threading.Thread | None = None
+    fold_rest: Callable[[], None] | None = None
     queries: list[StreamingQuery] = field(default_factory=list)
     # Logged last, after the shutdown's own noise, so that the job's last line says why it failed.
     errors: list[str] = field(default_factory=list)
@@ -192,6 +199,7 @@ def run(s: JobSettings, json_logs: bool = False) -> int:
         running.progress = _record_progress(running.spark, db)
         running.heartbeat = _start_heartbeat(s)
         _start_retention(running.stop, db, s, has_ttl)
+        running.folding, running.fold_rest = _start_folding(running.stop, db, target.ops_per_command)
         _stop_on_sigterm()
         running.queries = start_queries(running.spark, s, target, writers)
         log.info("reading %s from %s (%s), checkpoints in %s", s.topic, s.bootstrap_servers, s.trigger.describe(),
@@ -301,6 +309,37 @@ def _start_retention(stop: threading.Event, db: Database, s: JobSettings, has_tt
                          name="clickpulse-retention", daemon=True).start()
 
 
+def _start_folding(stop: threading.Event, db: Database, ops_per_command: int
+                   ) -> tuple[threading.Thread, Callable[[], None]]:
+    """Fold the user-sessions journal every FOLD_EVERY until `stop` is set, starting with what a previous run left;
+    return the thread, and what folds the rest once the queries stopped."""
+    from storage.journal import fold, fold_all
+
+    def loop() -> None:
+        while True:
+            try:
+                done = fold(db, ops_per_command)
+                if done.documents:
+                    log.debug("folded %d journal documents into %d panes (%d values)", done.documents, done.panes,
+                              done.values)
+            except Exception as e:  # an outage: the journal waits, and readers still read it
+                log.warning("folding the user-sessions journal failed, tried again in %s: %s", _human(FOLD_EVERY),
+                            short_error(e))
+            if stop.wait(FOLD_EVERY.total_seconds()):
+                return
+
+    def rest() -> None:
+        try:
+            done = fold_all(db, ops_per_command)
+            log.info("folded the user-sessions journal: %d documents into their panes", done.documents)
+        except Exception as e:
+            log.warning("could not fold the user-sessions journal (the next run does): %s", short_error(e))
+
+    thread = threading.Thread(target=loop, name="clickpulse-journal", daemon=True)
+    thread.start()
+    return thread, rest
+
+
 # What py4j logs, with a traceback and at ERROR, when a stop signal interrupts the Java call the job waits in.
 PY4J_INTERRUPTED = "KeyboardInterrupt while sending command."
 
@@ -371,6 +410,10 @@ def _shut_down(running: _Running) -> None:
         _drain_listener_events(running.spark)
     if running.progress is not None:
         running.progress.close()
+    if running.folding is not None:
+        running.folding.join(timeout=60)
+    if running.fold_rest is not None:
+        running.fold_rest()  # what the last batches journaled
     if running.heartbeat is not None:
         running.heartbeat.stop()
     running.client.close()

@@ -134,12 +134,13 @@ def _by_bucket(df: DataFrame, writers: int | None) -> DataFrame:
 
 
 def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:
-    """foreachBatch body: `$set` the changed values of this batch into their buckets (complete values: replays rewrite)."""
+    """foreachBatch body: `$set` the changed values of this batch into their buckets, and journal its user-session values
+    (complete values: replays rewrite)."""
     steps = output_steps(s)
-    write = partition_writer(target, aggregate_documents)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        _by_bucket(run_steps(batch, steps), writers).foreachPartition(write)
+        _by_bucket(run_steps(batch, steps), writers).foreachPartition(
+            partition_writer(target, aggregate_documents(batch_id)))
 
     return run
 

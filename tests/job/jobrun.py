@@ -14,6 +14,7 @@ from pathlib import Path
 from devstack.paths import ROOT, SPARK_JARS
 from storage import contract as c
 from storage import reads
+from storage.journal import JOURNALS
 
 VOLATILE = (c.UPDATED_AT, c.STORED_AT, c.DETAIL)
 
@@ -100,8 +101,10 @@ def _naive(d: dict) -> dict:
 
 
 def _pane_windows(db, collection: str, windows) -> list[datetime]:
-    """Start of every window that covers at least one stored pane of `collection` (test data is small: a full read)."""
-    panes = {reads.utc(d[c.PANE_START]) for d in db[collection].find({}, {c.PANE_START: 1})}
+    """Start of every window that covers at least one stored pane of `collection`, or of its journal (test data is
+    small: a full read)."""
+    journals = [JOURNALS[collection][0]] if collection in JOURNALS else []
+    panes = {reads.utc(d[c.PANE_START]) for coll in (collection, *journals) for d in db[coll].find({}, {c.PANE_START: 1})}
     n = windows.size // windows.slide
     return sorted({p - k * windows.slide for p in panes for k in range(n)})
 

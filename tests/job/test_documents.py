@@ -1,4 +1,5 @@
-"""Output rows -> storage writes: bucket `$set`s of the window aggregates, and invalid events with their buckets.
+"""Output rows -> storage writes: bucket `$set`s of the window aggregates, user-session values journaled, and invalid
+events with their buckets.
 
 Plain Python on `Row`s shaped like the job's output (no Spark session): this is the code executors run per partition.
 """
@@ -37,9 +38,12 @@ def page(pane: datetime, url: str, views: int) -> Row:
     return Row(kind=c.PAGE_VIEWS, window_start=pane, window_end=pane + MINUTE, key=url, subkey="", events=views, users=0)
 
 
-def writes(rows: list[Row]) -> list[tuple[str, Merge]]:
-    out = list(aggregate_documents(iter(rows)))
-    assert all(isinstance(m, Merge) for _, m in out)
+BATCH = 7
+
+
+def writes(rows: list[Row]) -> list[tuple[str, Merge | New]]:
+    out = list(aggregate_documents(BATCH)(iter(rows)))
+    assert all(isinstance(m, New if coll == c.USER_SESSIONS_JOURNAL else Merge) for coll, m in out)
     return out
 
 
@@ -69,16 +73,29 @@ def test_page_views_are_set_into_their_pane_shard_under_an_escaped_url():
     assert all(m.fields[c.PANE_START] == t(10, 0) and m.fields[c.PANE_END] == t(10, 1) for _, m in got)
 
 
-def test_a_users_sessions_are_set_under_user_and_session_in_one_shard():
-    # Given one user in two sessions of one pane
-    rows = [session(t(10, 0), "usr.1", "s|1", 3), session(t(10, 0), "usr.1", "s2", 1)]
+def test_user_sessions_are_journaled_under_user_and_session_one_new_document_per_pane():
+    # Given one user in two sessions of one pane, and another user in the next pane
+    rows = [session(t(10, 0), "usr.1", "s|1", 3), session(t(10, 0), "usr.1", "s2", 1), session(t(10, 1), "u2", "s", 4)]
     # When they become writes
-    [(coll, merge)] = writes(rows)
-    # Then both land in the user's shard, each under "<user>|<session>" (escaped so "|" still splits them)
-    assert (coll, merge.id) == (c.USER_SESSIONS, c.pane_id(t(10, 0), c.shard_of("usr.1", c.USER_SESSIONS)))
-    values = {k.split(".", 1)[1]: v for k, v in merge.fields.items() if k.startswith("events.")}
-    assert values == {"usr%2E1|s%7C1": 3, "usr%2E1|s2": 1}
-    assert [c.split_session_key(k) for k in values] == [("usr.1", "s|1"), ("usr.1", "s2")]
+    got = writes(rows)
+    # Then each pane gets one new journal document of this batch, each value under "<user>|<session>" (escaped so
+    # "|" still splits them)
+    assert [coll for coll, _ in got] == [c.USER_SESSIONS_JOURNAL] * 2
+    first, second = (new.doc for _, new in got)
+    assert (first[c.PANE_START], first[c.PANE_END], first[c.BATCH_ID]) == (t(10, 0), t(10, 1), BATCH)
+    assert first[c.EVENTS] == {"usr%2E1|s%7C1": 3, "usr%2E1|s2": 1}
+    assert [c.split_session_key(k) for k in first[c.EVENTS]] == [("usr.1", "s|1"), ("usr.1", "s2")]
+    assert (second[c.PANE_START], second[c.EVENTS]) == (t(10, 1), {"u2|s": 4})
+    assert first[c.ID].startswith("2026-11-23T10:00:00Z|7|") and first[c.ID] != second[c.ID]
+
+
+def test_two_writers_of_one_batch_never_share_a_journal_document():
+    # Given the same pane's values in two partitions of one batch
+    rows = [session(t(10, 0), "u", "s", 1)]
+    # When each partition becomes writes
+    [(_, one)], [(_, other)] = writes(rows), writes(rows)
+    # Then their journal documents have ids of their own (neither replaces the other)
+    assert one.doc[c.ID] != other.doc[c.ID]
 
 
 def test_panes_are_written_before_the_active_users_windows_that_reveal_them():
@@ -87,23 +104,34 @@ def test_panes_are_written_before_the_active_users_windows_that_reveal_them():
     # When it becomes writes
     kinds = [coll for coll, _ in writes(rows)]
     # Then the panes come first: the report finds windows through active_users, and should find their panes written
-    assert kinds == [c.USER_SESSIONS, c.PAGE_VIEWS, c.ACTIVE_USERS]
+    assert kinds == [c.USER_SESSIONS_JOURNAL, c.PAGE_VIEWS, c.ACTIVE_USERS]
 
 
 def test_a_bucket_with_many_changes_is_written_in_bounded_pieces(monkeypatch):
-    # Given a write limit of 3 values, and 7 users of one pane all in shard 0
+    # Given a write limit of 3 values, and 7 pages of one pane all in shard 0
     monkeypatch.setattr(documents, "MAX_VALUES_PER_WRITE", 3)
-    monkeypatch.setattr(c, "SHARDS", {**c.SHARDS, c.USER_SESSIONS: 1})
-    rows = [session(t(10, 0), f"u{i}", "s", 1) for i in range(7)]
+    monkeypatch.setattr(c, "SHARDS", {**c.SHARDS, c.PAGE_VIEWS: 1})
+    rows = [page(t(10, 0), f"/p{i}", 1) for i in range(7)]
     # When they become writes
     got = writes(rows)
     # Then they go out as 3 + 3 + 1 values of the same document, together all seven
-    assert [len([f for f in m.fields if f.startswith("events.")]) for _, m in got] == [3, 3, 1]
+    assert [len([f for f in m.fields if f.startswith("views.")]) for _, m in got] == [3, 3, 1]
     assert len({m.id for _, m in got}) == 1
 
 
+def test_a_pane_with_many_user_sessions_is_journaled_in_bounded_documents(monkeypatch):
+    # Given a write limit of 3 values, and 7 users of one pane
+    monkeypatch.setattr(documents, "MAX_VALUES_PER_WRITE", 3)
+    rows = [session(t(10, 0), f"u{i}", "s", 1) for i in range(7)]
+    # When they become writes
+    got = writes(rows)
+    # Then they go out as journal documents of 3 + 3 + 1 values, each with an id of its own, together all seven
+    assert [len(new.doc[c.EVENTS]) for _, new in got] == [3, 3, 1]
+    assert len({new.doc[c.ID] for _, new in got}) == 3
+
+
 def test_an_empty_partition_writes_nothing():
-    assert list(aggregate_documents(iter([]))) == []
+    assert list(aggregate_documents(BATCH)(iter([]))) == []
 
 
 def test_escaping_is_reversible_for_any_text():

@@ -87,6 +87,14 @@ def test_values_are_bucketed_by_day_and_by_pane_shard(two_runs):
             assert {c.shard_of(key_of(k), coll) for k in doc[values]} == {doc[c.SHARD]}
 
 
+def test_a_job_that_stops_leaves_its_sessions_journal_folded_into_the_panes(two_runs):
+    # Given two drains that journaled every user-session value, When the journal is read raw after the job stopped
+    db = two_runs["db"]
+    # Then it is empty: each run folded it into the pane shards on its way out, and said so
+    assert db[c.USER_SESSIONS_JOURNAL].count_documents({}) == 0
+    assert "folded the user-sessions journal" in two_runs["log"].read_text()
+
+
 def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):
     # Given a job run with the default windows, When the layout is read back
     lay = read_layout(two_runs["db"])

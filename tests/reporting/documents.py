@@ -12,6 +12,7 @@ from pyspark.sql import Row
 from storage import contract as c
 from storage import dead_letters
 from storage.indexes import ensure_indexes
+from storage.journal import fold_all
 from storage.layout import Layout, Windows, write_layout
 from storage.rollup import minute_point, rollup_merges
 from storage.sink import upsert_operation
@@ -66,9 +67,12 @@ def insert(db: Database, collection: str, docs: list[Doc], layout: Layout = DEFA
     if collection in c.AGGREGATE_COLLECTIONS:
         write_layout(db, layout)
         written = max((d[c.UPDATED_AT] for d in docs if c.UPDATED_AT in d), default=T0)
-        ops = [upsert_operation(m, {c.UPDATED_AT: written})
-               for _, m in aggregate_documents(_row(collection, d) for d in docs)]
-        db[collection].bulk_write(ops)
+        ops: dict[str, list] = {}
+        for coll, m in aggregate_documents(0)(_row(collection, d) for d in docs):
+            ops.setdefault(coll, []).append(upsert_operation(m, {c.UPDATED_AT: written}))
+        for coll, coll_ops in ops.items():
+            db[coll].bulk_write(coll_ops)
+        fold_all(db)  # as the job does within seconds
         return
     db[collection].insert_many(docs)
     if collection == c.PIPELINE_METRICS:  # the job's listener sums each minute's batches as it stores them
