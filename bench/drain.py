@@ -37,6 +37,7 @@ from bench.harness import (  # noqa: E402
     add_stack_arguments,
     end_offsets,
     produce,
+    remove_run_data,
     run_on_stack,
 )
 from storage import contract as c  # noqa: E402
@@ -101,6 +102,8 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         stored = {coll: db[coll].estimated_document_count() for coll in c.AGGREGATE_COLLECTIONS}
     finally:
         client.close()
+        if not ns.keep:
+            remove_run_data(bootstrap, mongo_uri, topic, database)
     return {
         "benchmark": "drain_available_now", "events": ns.events, "records": records, "users": ns.users,
         "pages": ns.pages, "span_s": ns.span_seconds, "partitions": ns.partitions, "job_args": ns.job_arg,

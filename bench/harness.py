@@ -191,12 +191,36 @@ def produce(args: list[str], log_file: Path) -> dict[str, Any]:
 
 
 
+def remove_run_data(bootstrap: str, mongo_uri: str, topic: str, database: str) -> None:
+    """Delete a run's topic and drop its database. On a stack that outlives the benchmark (`--bootstrap-servers`,
+    `--mongo-uri`) runs would pile up otherwise: FerretDB keeps every database's tables in PostgreSQL."""
+    from kafka.admin import KafkaAdminClient
+
+    from storage.client import connect
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.delete_topics([topic])
+        finally:
+            admin.close()
+        client = connect(mongo_uri, "clickpulse-bench")
+        try:
+            client.drop_database(database)
+        finally:
+            client.close()
+        log.info("removed topic %s and database %s (--keep keeps them)", topic, database)
+    except Exception as e:  # the result is measured already; leftovers are only litter
+        log.warning("could not remove topic %s and database %s: %s", topic, database, e)
+
+
 def add_stack_arguments(p: argparse.ArgumentParser) -> None:
     """Where the benchmark runs (its own stack unless given one), what it passes the job, and whether it keeps logs."""
     p.add_argument("--bootstrap-servers", help="use this running Kafka instead of starting one")
     p.add_argument("--mongo-uri", help="use this running Mongo-wire server instead of starting one")
     p.add_argument("--job-arg", action="append", default=[], help="extra job argument (repeatable, e.g. --job-arg=--x)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (logs, checkpoints)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work folder (logs, checkpoints), and the run's topic and database")
 
 
 def run_on_stack(parser: argparse.ArgumentParser, args: list[str] | None, positive: tuple[str, ...], name: str,

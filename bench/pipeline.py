@@ -48,6 +48,7 @@ from bench.harness import (  # noqa: E402
     kafka_timestamps,
     percentile,
     produce,
+    remove_run_data,
     run_on_stack,
 )
 from storage import contract as c  # noqa: E402
@@ -184,6 +185,8 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
             job.wait(timeout=60)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(job.pid, signal.SIGKILL)
+        if not ns.keep:
+            remove_run_data(bootstrap, mongo_uri, topic, database)
 
 
 def main_parser() -> argparse.ArgumentParser:
