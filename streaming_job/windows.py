@@ -66,6 +66,10 @@ _SECOND, _COUNT, _FIRST, _LAST = "_second", "_count", "_first", "_last"
 _SLOT = (f"struct<{KIND}:string,{WINDOW_END}:timestamp,{KEY}:string,{SUBKEY}:string,{MEMBER}:string,"
          f"{POSITION}:bigint>")
 
+# Sliding windows of at most this many slides get a slot each, written out in the plan; longer ones come from a
+# sequence (Spark would compile thousands of slots into methods too long for its code generator).
+MAX_LISTED_WINDOWS = 60
+
 # Spark's own marker for an event-time column (EventTimeWatermark.delayKey). Slot ends computed
 # with arithmetic lose it, and without it the aggregation would never evict old slots.
 _WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
@@ -108,22 +112,30 @@ def _last_start(spec: WindowSpec) -> Column:
     return F.floor(F.unix_micros(F.col(EVENT_TIME)) / F.lit(spec.slide_us)) * F.lit(spec.slide_us)
 
 
+def _window_slots(spec: WindowSpec, kind: str, key: Column, member: Column) -> list[Column]:
+    """A slot for every window of `spec` containing the event: one per slide in its size, the newest last."""
+    last = _last_start(spec)
+    count = spec.size_us // spec.slide_us
+    return [_slot(kind, F.timestamp_micros(last + F.lit(spec.size_us - i * spec.slide_us)), key, F.lit(""), member)
+            for i in reversed(range(count))]
+
+
 def _sliding_windows(spec: WindowSpec, kind: str, key: Column, member: Column) -> Column:
-    """Array with a slot for every window of `spec` containing the event."""
+    """Array with a slot for every window of `spec` containing the event (for windows of many slides)."""
     last = _last_start(spec)
     starts = F.sequence(last - F.lit(spec.size_us - spec.slide_us), last, F.lit(spec.slide_us))
     return F.transform(starts, lambda s: _slot(kind, F.timestamp_micros(s + F.lit(spec.size_us)), key, F.lit(""),
                                                member))
 
 
-def _pane(spec: WindowSpec, kind: str, key: Column, subkey: Column) -> Column:
-    """Array with the one slot of the pane (slide-long slice) of `spec` containing the event."""
+def _pane_slot(spec: WindowSpec, kind: str, key: Column, subkey: Column) -> Column:
+    """The one slot of the pane (slide-long slice) of `spec` containing the event."""
     end = F.timestamp_micros(_last_start(spec) + F.lit(spec.slide_us))
-    return F.array(_slot(kind, end, key, subkey, F.lit(None).cast("string")))
+    return _slot(kind, end, key, subkey, F.lit(None).cast("string"))
 
 
 def _minute(kind: str) -> Column:
-    """Array with the one slot of the event's minute, whose member is the event's second in it and Kafka position.
+    """The one slot of the event's minute, whose member is the event's second in it and Kafka position.
 
     The member `SS:position` is unique per event (a Kafka record has one position), so the slot's set holds every
     event once, and `over_bot_limit` reads each second's count and first and last position from it.
@@ -133,7 +145,7 @@ def _minute(kind: str) -> Column:
     second = F.floor((micros - start) / SECOND_US)
     position = F.col(c.PARTITION).cast("bigint") * F.lit(1 << OFFSET_BITS) + F.col(c.OFFSET)
     member = F.concat(F.lpad(second.cast("string"), 2, "0"), F.lit(":"), position.cast("string"))
-    return F.array(_slot(kind, F.timestamp_micros(start + MINUTE_US), F.col(ev.USER_ID), F.lit(""), member, position))
+    return _slot(kind, F.timestamp_micros(start + MINUTE_US), F.col(ev.USER_ID), F.lit(""), member, position)
 
 
 def kafka_position(position: int) -> tuple[int, int]:
@@ -148,15 +160,18 @@ def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec, wat
     delay_ms = int(watermark.total_seconds() * 1000)
 
     def step(df: DataFrame) -> DataFrame:
-        is_page_view = F.col(ev.EVENT_TYPE) == ev.PAGE_VIEW
-        rows = F.concat(
-            _sliding_windows(active, ACTIVE_USERS, F.lit(""), F.col(ev.USER_ID)),
-            _pane(sessions, USER_SESSIONS, F.col(ev.USER_ID), F.col(ev.SESSION_ID)),
-            F.when(is_page_view, _pane(pages, PAGE_VIEWS, F.col(ev.PAGE_URL), F.lit("")))
-            .otherwise(F.array().cast(f"array<{_SLOT}>")),
-            *([_minute(BOT_ACTIVITY)] if bots else []),
-        )
-        exploded = df.select(F.explode(rows).alias("w")).select("w.*")
+        user = F.col(ev.USER_ID)
+        # A page view's pane, else no slot: a NULL element, dropped after the explode.
+        page = F.when(F.col(ev.EVENT_TYPE) == ev.PAGE_VIEW, _pane_slot(pages, PAGE_VIEWS, F.col(ev.PAGE_URL), F.lit("")))
+        slots = [_pane_slot(sessions, USER_SESSIONS, user, F.col(ev.SESSION_ID)), page,
+                 *([_minute(BOT_ACTIVITY)] if bots else [])]
+        if active.size_us // active.slide_us <= MAX_LISTED_WINDOWS:
+            # One array of every slot is compiled code, explode included; `transform` and array `concat` are run
+            # interpreted, row by row, and took a quarter of the hot path's task time (bench/job.py).
+            rows = F.array(*_window_slots(active, ACTIVE_USERS, F.lit(""), user), *slots)
+        else:
+            rows = F.concat(_sliding_windows(active, ACTIVE_USERS, F.lit(""), user), F.array(*slots))
+        exploded = df.select(F.explode(rows).alias("w")).where(F.col("w").isNotNull()).select("w.*")
         # The slot's end is the event-time column of the aggregation: a slot is final, and its state
         # can go, once the watermark passes its end.
         return exploded.withColumn(

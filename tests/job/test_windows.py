@@ -11,6 +11,7 @@ from streaming_job.settings import WindowSpec
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
+    MAX_LISTED_WINDOWS,
     PAGE_VIEWS,
     USER_SESSIONS,
     aggregate,
@@ -64,6 +65,17 @@ def test_an_event_just_before_a_boundary_belongs_to_the_earlier_windows(spark):
     # Then its windows start 10:00..10:04 and its pane is 10:04..10:05
     assert [r.window_start for r in kind(df, ACTIVE_USERS).collect()] == [t(10, m) for m in range(0, 5)]
     assert [(r.window_start, r.window_end) for r in kind(df, USER_SESSIONS).collect()] == [(t(10, 4), t(10, 5))]
+
+
+def test_windows_of_more_slides_than_are_listed_hold_the_event_in_each_of_them(spark):
+    # Given active-users windows one slide longer than the windows whose slots are listed one by one
+    slides = MAX_LISTED_WINDOWS + 1
+    long = WindowSpec(timedelta(minutes=slides), timedelta(minutes=1))
+    # When a click at 10:00:30 is aggregated
+    df = slots_of(spark, [(t(10, 0, 30), "u1", "s1", "click", None, "id:1")], active=long)
+    # Then it counts once in each window holding 10:00:30, from the one starting at 10:00 back `slides` minutes
+    expected = [t(10, 0) - timedelta(minutes=m) for m in reversed(range(slides))]
+    assert [(r.window_start, r.users) for r in kind(df, ACTIVE_USERS).collect()] == [(s, 1) for s in expected]
 
 
 def test_active_users_count_distinct_users_per_window(spark):
