@@ -3,7 +3,10 @@
 Runs the very steps of the streaming query on a cached static frame of Kafka-shaped records (no Kafka, no Mongo:
 those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
 
-    .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3]
+    .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
+
+`--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
+dedup, the window rows, the aggregation (medians, in seconds).
 """
 
 from __future__ import annotations
@@ -57,6 +60,30 @@ def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
     return ev.cache()
 
 
+def timed(df, repeat: int) -> float:
+    """Median seconds of writing `df` to Spark's no-op sink."""
+    seconds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        df.write.format("noop").mode("overwrite").save()
+        seconds.append(time.perf_counter() - t0)
+    return round(statistics.median(seconds), 2)
+
+
+def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
+    """Each stage of the hot path timed alone, on the cached output of the stages before it."""
+    aggregate = aggregate_steps(settings)  # ... dedup, then the window rows, then the aggregation
+    stages = {"parse_validate": parse_steps(settings), "dedup": aggregate[:-2], "window_rows": aggregate[-2:-1],
+              "aggregate": aggregate[-1:]}
+    out, df = {}, records
+    for name, steps in stages.items():
+        stage = run_steps(df, steps)
+        out[name] = timed(stage, repeat)
+        df = stage.cache()
+        df.count()
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000)
@@ -64,6 +91,7 @@ def main() -> int:
     p.add_argument("--pages", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--shuffle-partitions", type=int, default=4)
+    p.add_argument("--stages", action="store_true", help="also time each stage on its own")
     ns = p.parse_args()
     builder = SparkSession.builder
     for key, value in AGGREGATION_CONFS.items():
@@ -85,11 +113,13 @@ def main() -> int:
             seconds.append(time.perf_counter() - t0)
         out_rows = run_steps(records, steps).count()
         median = statistics.median(seconds)
+        stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
         print(json.dumps({
             "benchmark": "job_hot_path_static", "events": ns.events, "users": ns.users, "pages": ns.pages,
             "output_rows": out_rows, "runs_seconds": [round(s, 2) for s in seconds],
             "median_seconds": round(median, 2), "events_per_second": round(ns.events / median),
             "cores": spark.sparkContext.defaultParallelism,
+            **({"stages_median_seconds": stages} if stages else {}),
         }))
     finally:
         spark.stop()

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 # Journal documents one fold reads at most: at 2,000 events/s a 10 s fold finds a few dozen.
 MAX_FOLD_DOCUMENTS = 500
-# The journal of each aggregate that has one, and the field holding its values.
-JOURNALS = {c.USER_SESSIONS: (c.USER_SESSIONS_JOURNAL, c.EVENTS)}
+# The journal of each aggregate that has one; its documents hold their values under the same field as the shards.
+JOURNALS = {c.USER_SESSIONS: c.USER_SESSIONS_JOURNAL}
 
 
 def greatest(docs: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:
@@ -41,8 +41,7 @@ def pane_values(db: Database, collection: str, field: str, pane: datetime) -> di
     """The values of one pane of `collection`, by key: its shards' and, for a journaled aggregate, its journal's."""
     docs = list(db[collection].find({c.PANE_START: pane}, {c.ID: 0, field: 1}))
     if collection in JOURNALS:
-        journal, _ = JOURNALS[collection]
-        docs += db[journal].find({c.PANE_START: pane}, {c.ID: 0, field: 1})
+        docs += db[JOURNALS[collection]].find({c.PANE_START: pane}, {c.ID: 0, field: 1})
     return greatest(docs, field)
 
 
@@ -57,12 +56,14 @@ class Folded:
 
 
 def fold(db: Database, ops_per_command: int = 25, limit: int = MAX_FOLD_DOCUMENTS) -> Folded:
-    """Fold up to `limit` journal documents into their pane shards (`$max` of each value), then delete them.
+    """Fold up to `limit` user-sessions journal documents into their pane shards (`$max`), then delete them.
+
+    The user-sessions journal is the only one; its keys go to the shard of their user (`storage/contract.py`).
 
     A document is deleted only after its pane's values are in the shards, so a crash in between only repeats a `$max`.
     A journal document written meanwhile is not read, and waits for the next fold.
     """
-    journal = db[c.USER_SESSIONS_JOURNAL]
+    journal = db[JOURNALS[c.USER_SESSIONS]]
     docs = list(journal.find({}).limit(limit))
     if not docs:
         return Folded()

@@ -103,7 +103,7 @@ def _naive(d: dict) -> dict:
 def _pane_windows(db, collection: str, windows) -> list[datetime]:
     """Start of every window that covers at least one stored pane of `collection`, or of its journal (test data is
     small: a full read)."""
-    journals = [JOURNALS[collection][0]] if collection in JOURNALS else []
+    journals = [JOURNALS[collection]] if collection in JOURNALS else []
     panes = {reads.utc(d[c.PANE_START]) for coll in (collection, *journals) for d in db[coll].find({}, {c.PANE_START: 1})}
     n = windows.size // windows.slide
     return sorted({p - k * windows.slide for p in panes for k in range(n)})
