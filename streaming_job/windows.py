@@ -165,7 +165,7 @@ def window_rows(active: WindowSpec, sessions: WindowSpec, pages: WindowSpec, wat
                  *([_minute(BOT_ACTIVITY)] if bots else [])]
         if active.size_us // active.slide_us <= MAX_LISTED_WINDOWS:
             # One array of every slot is compiled code, explode included; `transform` and array `concat` are run
-            # interpreted, row by row: a sixth of the hot path's task time, and 4.8 s of window rows per million events
+            # interpreted, row by row: a sixth of the hot path's task time, and 5.0 s of window rows per million events
             # against 0.7 s (bench/job.py --stages).
             rows = F.array(*_window_slots(active, ACTIVE_USERS, F.lit(""), user), *slots)
         else:
