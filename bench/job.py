@@ -60,14 +60,14 @@ def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
     return ev.cache()
 
 
-def timed(df, repeat: int) -> float:
-    """Median seconds of writing `df` to Spark's no-op sink."""
+def timed(df, repeat: int) -> list[float]:
+    """Seconds of each of `repeat` writes of `df` to Spark's no-op sink."""
     seconds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         df.write.format("noop").mode("overwrite").save()
         seconds.append(time.perf_counter() - t0)
-    return round(statistics.median(seconds), 2)
+    return seconds
 
 
 def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
@@ -78,7 +78,7 @@ def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     out, df = {}, records
     for name, steps in stages.items():
         stage = run_steps(df, steps)
-        out[name] = timed(stage, repeat)
+        out[name] = round(statistics.median(timed(stage, repeat)), 2)
         df = stage.cache()
         df.count()
     return out
@@ -106,11 +106,7 @@ def main() -> int:
         records = kafka_records(spark, ns.events, ns.users, ns.pages)
         records.count()  # materialise the cache: generation is not part of the measurement
         steps = [*parse_steps(settings), *aggregate_steps(settings)]
-        seconds = []
-        for _ in range(ns.repeat):
-            t0 = time.perf_counter()
-            run_steps(records, steps).write.format("noop").mode("overwrite").save()
-            seconds.append(time.perf_counter() - t0)
+        seconds = timed(run_steps(records, steps), ns.repeat)
         out_rows = run_steps(records, steps).count()
         median = statistics.median(seconds)
         stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
