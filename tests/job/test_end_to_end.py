@@ -95,6 +95,11 @@ def test_a_job_that_stops_leaves_its_sessions_journal_folded_into_the_panes(two_
     assert "folded the user-sessions journal" in two_runs["log"].read_text()
 
 
+def test_a_job_started_by_python_compiles_huge_generated_methods(two_runs):
+    # Given two runs of `python -m streaming_job`, whose JVM the job starts, Then each found huge methods compiled
+    assert two_runs["log"].read_text().count("generated code: huge methods are compiled by the JVM") == 2
+
+
 def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):
     # Given a job run with the default windows, When the layout is read back
     lay = read_layout(two_runs["db"])

@@ -95,6 +95,11 @@ def test_make_job_runs_from_a_shell_without_the_venv_until_its_first_batch(made_
     assert "fully support pandas" not in made_job.log.read_text()
 
 
+def test_make_jobs_jvm_compiles_huge_generated_methods(made_job: MadeJob):
+    # Given `make job` (clickpulse-job, which starts spark-submit's JVM), Then the job found that JVM compiling them
+    assert job_says(made_job.log, "generated code: huge methods are compiled by the JVM") is not None
+
+
 def test_a_spark_submit_conf_wins_over_the_jobs_default(made_job: MadeJob):
     # Given `--conf spark.sql.shuffle.partitions=3` passed through make job's JOB_ARGS (the job's default is 8)
     # When the first batch's offsets entry records the session's settings

@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 
 from streaming_job.launcher import MAIN, main_parser, spark_home, submit_command
-from streaming_job.session import KAFKA_PACKAGE, job_confs
+from streaming_job.session import (
+    COMPILE_HUGE_METHODS,
+    HUGE_METHOD_LIMIT,
+    KAFKA_PACKAGE,
+    compiles_huge_methods,
+    huge_method_confs,
+    job_confs,
+)
 from streaming_job.settings import JobSettings
 
 
@@ -101,3 +108,29 @@ def test_state_partitions_default_to_a_local_masters_threads_and_to_8_on_a_clust
     assert job_confs(settings(), {"spark.master": "local[3]"})["spark.sql.shuffle.partitions"] == "3"
     assert job_confs(settings(), {"spark.master": "local[4,2]"})["spark.sql.shuffle.partitions"] == "4"
     assert job_confs(settings(), {"spark.master": "spark://10.0.0.1:7077"})["spark.sql.shuffle.partitions"] == "8"
+
+
+def test_the_jobs_jvms_compile_huge_generated_methods_unless_the_user_says_otherwise():
+    # Given no Java options from the user, Then the driver's and the executors' JVMs compile huge methods
+    confs = job_confs(settings(), {})
+    assert confs["spark.driver.defaultJavaOptions"] == confs["spark.executor.defaultJavaOptions"] == COMPILE_HUGE_METHODS
+    # And clickpulse-job starts the driver's JVM with that option (the job is too late for it), unless given its own
+    argv, _ = command()
+    assert f"spark.driver.defaultJavaOptions={COMPILE_HUGE_METHODS}" in argv
+    argv, _ = command("--conf", "spark.driver.defaultJavaOptions=-Xss4m")
+    assert f"spark.driver.defaultJavaOptions={COMPILE_HUGE_METHODS}" not in argv
+
+
+def test_the_last_dont_compile_huge_methods_option_of_a_jvm_decides():
+    assert compiles_huge_methods(f"-Xmx1g {COMPILE_HUGE_METHODS} -Duser.timezone=UTC")
+    assert not compiles_huge_methods("-Xmx1g -Duser.timezone=UTC")  # HotSpot's default: left to the interpreter
+    assert not compiles_huge_methods(f"{COMPILE_HUGE_METHODS} -XX:+DontCompileHugeMethods")
+    assert not compiles_huge_methods("-XX:-DontCompileHugeMethodsX")
+
+
+def test_a_jvm_that_leaves_huge_methods_interpreted_gets_sparks_codegen_limit_at_hotspots(spark):
+    # Given the tests' session, whose JVM was started without the option, When the job works out its codegen limit
+    # Then Spark is told to split generated code above HotSpot's 8,000 bytes
+    assert huge_method_confs(spark, {}) == {HUGE_METHOD_LIMIT: "8000"}
+    # unless the user set a limit of their own
+    assert huge_method_confs(spark, {HUGE_METHOD_LIMIT: "65535"}) == {}
