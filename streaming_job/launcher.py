@@ -3,8 +3,7 @@
 It supplies what a bare spark-submit leaves to the user: pyspark's own SPARK_HOME (pip's `spark-submit` script looks
 for it with whatever `python3` is first on PATH, and fails outside the venv), this interpreter for the Python driver
 and workers, the Kafka connector (jars from CLICKPULSE_SPARK_JARS or the checkout's .cache/spark-jars, else
-`--packages` from Maven Central), a driver JVM that compiles huge generated methods (see `session.JIT_DEFAULTS`) and,
-for a local master, SPARK_LOCAL_IP=127.0.0.1 so the UI stays on loopback.
+`--packages` from Maven Central) and, for a local master, SPARK_LOCAL_IP=127.0.0.1 so the UI stays on loopback.
 Every flag but the few spark-submit options below goes to the job (`clickpulse-job --help` lists both).
 """
 
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from clickpulse.cli import Parser
 from streaming_job.packaging import ROOT
-from streaming_job.session import JIT_DEFAULTS, JSON_LOG_DEFAULTS, KAFKA_PACKAGE, LOOPBACK
+from streaming_job.session import JSON_LOG_DEFAULTS, KAFKA_PACKAGE, LOOPBACK
 
 PROG = "clickpulse-job"
 MAIN = Path(__file__).resolve().parent / "main.py"
@@ -68,10 +67,6 @@ def submit_command(ns: argparse.Namespace, job_args: Sequence[str],
     if _json_logs(job_args) and not any(c.startswith(f"{STRUCTURED_LOGGING}=") for c in confs):
         # Spark sets up its logging when spark-submit starts, before the job can ask for JSON lines.
         confs.append(f"{STRUCTURED_LOGGING}=true")
-    for key, value in JIT_DEFAULTS.items():
-        # The driver's JVM starts here, before the job can set its options (the executors' the job sets itself).
-        if key.startswith("spark.driver.") and not any(c.startswith(f"{key}=") for c in confs):
-            confs.append(f"{key}={value}")
     for item in confs:
         argv += ["--conf", item]
     jars = connector_jars(environ)

@@ -35,14 +35,13 @@ STATE_STORE_DEFAULTS = {
 }
 
 # HotSpot leaves a method of more than 8,000 bytes of bytecode to its interpreter (its DontCompileHugeMethods), and
-# the code Spark generates to parse and validate an event is larger: on 2 cores, 1M events took 11.5 s to parse and
-# validate interpreted, 5.7 s compiled. The job's JVMs compile such methods. Options the user gives
-# (`extraJavaOptions`) come after these defaults and win; a JVM that does not compile them (a bare spark-submit, whose
-# driver is running before the job sets anything) gets Spark's codegen limit at HotSpot's instead, so that Spark runs
-# such a stage operator by operator, compiled (7.4 s), rather than interpreted (see `huge_method_confs`).
+# the code Spark generates to parse and validate an event is larger: on 2 cores, parsing and validating 1M events took
+# 13.3 s interpreted. With Spark's codegen limit at HotSpot's, Spark runs such a stage operator by operator, compiled:
+# 8.5 s; with the JVM compiling huge methods (`-XX:-DontCompileHugeMethods` in `spark.driver.defaultJavaOptions` on a
+# local master, `spark.executor.defaultJavaOptions` on a cluster), 6.8 s (bench/job.py --stages --huge-methods). The
+# job sets the limit unless its task JVMs compile huge methods or the user set one. Compiling is not the default: at
+# 2,000 events/s a batch's p95 was 0.5 s longer with it, in both of two pairs of 300 s runs (see `huge_method_confs`).
 COMPILE_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
-JIT_DEFAULTS = {"spark.driver.defaultJavaOptions": COMPILE_HUGE_METHODS,
-                "spark.executor.defaultJavaOptions": COMPILE_HUGE_METHODS}
 HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
 HOTSPOT_HUGE_METHOD_BYTES = 8000
 
@@ -116,7 +115,7 @@ def job_confs(s: JobSettings, user: Mapping[str, str], json_logs: bool = False) 
     A property the user set always wins over the job's defaults; a job flag the user gave (`--shuffle-partitions`)
     wins over both. Window bounds need UTC, so the session time zone is not a default.
     """
-    defaults = {**STATE_STORE_DEFAULTS, **SESSION_DEFAULTS, **UI_DEFAULTS, **JIT_DEFAULTS}
+    defaults = {**STATE_STORE_DEFAULTS, **SESSION_DEFAULTS, **UI_DEFAULTS}
     master = user.get("spark.master", "local[*]")  # without one, the job runs local[*] (see local_master)
     if master.startswith("local"):
         defaults.update(LOCAL_NETWORK_DEFAULTS)
@@ -166,8 +165,7 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
         if (launch_master(launch_args) or "local").startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
         # The connector must be on the driver's class path from the JVM's start (the arguments win where they say).
-        launch = SparkConf(loadDefaults=False).setAll(
-            (k, v) for k, v in JIT_DEFAULTS.items() if k.startswith("spark.driver."))
+        launch = SparkConf(loadDefaults=False)
         if "spark-sql-kafka" not in launch_args:
             launch.setAll(_connector().items())
         SparkContext._ensure_initialized(conf=launch)

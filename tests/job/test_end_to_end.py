@@ -95,9 +95,10 @@ def test_a_job_that_stops_leaves_its_sessions_journal_folded_into_the_panes(two_
     assert "folded the user-sessions journal" in two_runs["log"].read_text()
 
 
-def test_a_job_started_by_python_compiles_huge_generated_methods(two_runs):
-    # Given two runs of `python -m streaming_job`, whose JVM the job starts, Then each found huge methods compiled
-    assert two_runs["log"].read_text().count("generated code: huge methods are compiled by the JVM") == 2
+def test_a_job_whose_jvm_leaves_huge_methods_interpreted_has_spark_split_its_code(two_runs):
+    # Given two runs of `python -m streaming_job` with HotSpot's defaults
+    # Then each set Spark's codegen limit at HotSpot's, so that no generated method is left to the interpreter
+    assert two_runs["log"].read_text().count("so Spark splits its code at that size") == 2
 
 
 def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):

@@ -22,6 +22,7 @@ import pytest
 from devstack.paths import ROOT
 from devstack.stack import LocalStack
 from storage import contract as c
+from streaming_job.session import COMPILE_HUGE_METHODS
 from tests.job.dataset import clicks, create_topic, produce
 from tests.job.jobrun import poll, stop_gracefully
 
@@ -73,7 +74,8 @@ def made_job(stack: LocalStack, mongo_client, tmp_path_factory) -> Iterator[Made
                           CLICKPULSE_CHECKPOINT_DIR=str(checkpoint), CLICKPULSE_LOG_FORMAT="json")
     # `-o setup`: `make test` has just run setup; this test must not build the venv, jars or FerretDB again.
     argv = ["make", "--no-print-directory", "-o", "setup", "job",
-            "JOB_ARGS=--conf spark.sql.shuffle.partitions=3 --metrics prometheus --trigger processing-time:2s"]
+            "JOB_ARGS=--conf spark.sql.shuffle.partitions=3 --metrics prometheus --trigger processing-time:2s "
+            f"--conf spark.driver.defaultJavaOptions={COMPILE_HUGE_METHODS}"]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -95,8 +97,9 @@ def test_make_job_runs_from_a_shell_without_the_venv_until_its_first_batch(made_
     assert "fully support pandas" not in made_job.log.read_text()
 
 
-def test_make_jobs_jvm_compiles_huge_generated_methods(made_job: MadeJob):
-    # Given `make job` (clickpulse-job, which starts spark-submit's JVM), Then the job found that JVM compiling them
+def test_a_driver_jvm_asked_to_compile_huge_methods_keeps_sparks_whole_stage_code(made_job: MadeJob):
+    # Given `make job` with the JVM option that compiles huge methods, passed through as a spark-submit --conf
+    # Then the job found its driver's JVM compiling them, and set no codegen limit of its own
     assert job_says(made_job.log, "generated code: huge methods are compiled by the JVM") is not None
 
 

@@ -110,17 +110,6 @@ def test_state_partitions_default_to_a_local_masters_threads_and_to_8_on_a_clust
     assert job_confs(settings(), {"spark.master": "spark://10.0.0.1:7077"})["spark.sql.shuffle.partitions"] == "8"
 
 
-def test_the_jobs_jvms_compile_huge_generated_methods_unless_the_user_says_otherwise():
-    # Given no Java options from the user, Then the driver's and the executors' JVMs compile huge methods
-    confs = job_confs(settings(), {})
-    assert confs["spark.driver.defaultJavaOptions"] == confs["spark.executor.defaultJavaOptions"] == COMPILE_HUGE_METHODS
-    # And clickpulse-job starts the driver's JVM with that option (the job is too late for it), unless given its own
-    argv, _ = command()
-    assert f"spark.driver.defaultJavaOptions={COMPILE_HUGE_METHODS}" in argv
-    argv, _ = command("--conf", "spark.driver.defaultJavaOptions=-Xss4m")
-    assert f"spark.driver.defaultJavaOptions={COMPILE_HUGE_METHODS}" not in argv
-
-
 def test_the_last_dont_compile_huge_methods_option_of_a_jvm_decides():
     assert compiles_huge_methods(f"-Xmx1g {COMPILE_HUGE_METHODS} -Duser.timezone=UTC")
     assert not compiles_huge_methods("-Xmx1g -Duser.timezone=UTC")  # HotSpot's default: left to the interpreter
