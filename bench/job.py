@@ -4,12 +4,15 @@ Runs the very steps of the streaming query on a cached static frame of Kafka-sha
 those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
 
     .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
-                                  [--huge-methods split|compiled|interpreted]
+                                  [--floor] [--huge-methods split|compiled|interpreted]
 
 `--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
-dedup, the window rows, the aggregation (medians, in seconds). `--huge-methods` says what becomes of generated methods
-over HotSpot's 8,000 bytes: split by Spark at that size (the job's default), compiled by the JVM (what the job keeps when
-its JVM has -XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and Spark's defaults).
+dedup, the window rows, the aggregation (medians, in seconds), and the aggregation of each aggregate's rows alone
+(`aggregate_by_kind`: what each one costs of it). `--floor` times the least any plan computing these aggregates does:
+six fields read without validation, the window rows, a count per slot (no dedup, no sets). `--huge-methods` says what
+becomes of generated methods over HotSpot's 8,000 bytes: split by Spark at that size (the job's default), compiled by the
+JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and
+Spark's defaults).
 """
 
 from __future__ import annotations
@@ -26,12 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from clickpulse import events as ev
+from storage import contract as c
 from streaming_job.pipeline import aggregate_steps, parse_steps, run_steps
 from streaming_job.session import COMPILE_HUGE_METHODS, HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD_LIMIT, SESSION_DEFAULTS
 from streaming_job.settings import JobSettings
+from streaming_job.validation import EVENT_TIME
+from streaming_job.windows import (
+    ACTIVE_USERS,
+    BOT_ACTIVITY,
+    KEY,
+    KIND,
+    PAGE_VIEWS,
+    SUBKEY,
+    USER_SESSIONS,
+    WINDOW_END,
+    window_rows,
+)
 
 # The job's own settings of how Spark aggregates (not its partitions, UI or shutdown).
 AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items() if k.startswith("spark.sql.objectHashAggregate")}
+FIELDS = (ev.EVENT_ID, ev.TIMESTAMP, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL)
+KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
 HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
                 "compiled": {"spark.driver.defaultJavaOptions": COMPILE_HUGE_METHODS}, "interpreted": {}}
 
@@ -39,7 +58,7 @@ HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
 def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
     """`n` valid JSON click events over one hour, built with Spark SQL so generation is not measured in Python."""
     start = 1_795_000_000  # a fixed instant (2026-11-18), events spread over one hour after it
-    ev = (
+    records = (
         spark.range(n)
         .select(
             F.col("id"),
@@ -62,7 +81,7 @@ def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
             )).cast("binary").alias("value"),
         )
     )
-    return ev.cache()
+    return records.cache()
 
 
 def timed(df, repeat: int) -> list[float]:
@@ -82,11 +101,31 @@ def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
               "aggregate": aggregate[-1:]}
     out, df = {}, records
     for name, steps in stages.items():
+        if name == "aggregate":
+            out["aggregate_by_kind"] = {
+                kind: round(statistics.median(timed(run_steps(df.where(F.col(KIND) == kind), steps), repeat)), 2)
+                for kind in KINDS}
         stage = run_steps(df, steps)
         out[name] = round(statistics.median(timed(stage, repeat)), 2)
         df = stage.cache()
         df.count()
     return out
+
+
+def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
+    """What any plan computing these aggregates does at the least, timed whole from the cached records (medians).
+
+    Six fields read with `from_json` (no validation), the job's window rows, and a count per slot: no dedup, and no set
+    of users, so no exact distinct count. The hot path cannot be faster than this on the same machine.
+    """
+    fields = F.from_json(F.col("value").cast("string"), ", ".join(f"`{f}` string" for f in FIELDS)).alias("e")
+    events = (records.select(c.PARTITION, c.OFFSET, fields).select(c.PARTITION, c.OFFSET, "e.*")
+              .withColumn(EVENT_TIME, F.col(ev.TIMESTAMP).cast("timestamp")))
+    rows = window_rows(settings.active_users_window, settings.sessions_window, settings.page_views_window,
+                       settings.watermark, bots=settings.bot_max_events_per_second is not None)(events)
+    plans = {"read_fields": events, "window_rows": rows,
+             "count_per_slot": rows.groupBy(KIND, WINDOW_END, KEY, SUBKEY).agg(F.count(F.lit(1)))}
+    return {name: round(statistics.median(timed(plan, repeat)), 2) for name, plan in plans.items()}
 
 
 def main() -> int:
@@ -97,6 +136,8 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--shuffle-partitions", type=int, default=4)
     p.add_argument("--stages", action="store_true", help="also time each stage on its own")
+    p.add_argument("--floor", action="store_true",
+                   help="also time the least any plan for these aggregates does (no validation, dedup or sets)")
     p.add_argument("--huge-methods", choices=HUGE_METHODS, default="split",
                    help="generated methods over 8,000 bytes: split (the job's default), compiled or interpreted")
     ns = p.parse_args()
@@ -117,12 +158,14 @@ def main() -> int:
         out_rows = run_steps(records, steps).count()
         median = statistics.median(seconds)
         stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
+        floor = floor_seconds(records, settings, ns.repeat) if ns.floor else None
         print(json.dumps({
             "benchmark": "job_hot_path_static", "events": ns.events, "users": ns.users, "pages": ns.pages,
             "output_rows": out_rows, "runs_seconds": [round(s, 2) for s in seconds],
             "median_seconds": round(median, 2), "events_per_second": round(ns.events / median),
             "cores": spark.sparkContext.defaultParallelism, "huge_methods": ns.huge_methods,
             **({"stages_median_seconds": stages} if stages else {}),
+            **({"floor_median_seconds": floor} if floor else {}),
         }))
     finally:
         spark.stop()
