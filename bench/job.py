@@ -116,7 +116,7 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     """What any plan computing these aggregates does at the least, timed whole from the cached records (medians).
 
     Six fields read with `from_json` (no validation), the job's window rows, and a count per slot: no dedup, and no set
-    of users, so no exact distinct count. The hot path cannot be faster than this on the same machine.
+    of users, so no exact distinct count: a lower bound to compare the hot path with, not a variant of the job.
     """
     fields = F.from_json(F.col("value").cast("string"), ", ".join(f"`{f}` string" for f in FIELDS)).alias("e")
     events = (records.select(c.PARTITION, c.OFFSET, fields).select(c.PARTITION, c.OFFSET, "e.*")
