@@ -44,7 +44,6 @@ from streaming_job.windows import (
     SUBKEY,
     USER_SESSIONS,
     WINDOW_END,
-    window_rows,
 )
 
 # The job's own settings of how Spark aggregates (not its partitions, UI or shutdown).
@@ -94,6 +93,11 @@ def timed(df, repeat: int) -> list[float]:
     return seconds
 
 
+def median_seconds(df, repeat: int) -> float:
+    """Median of `repeat` timed writes of `df`, rounded for the JSON."""
+    return round(statistics.median(timed(df, repeat)), 2)
+
+
 def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
     """Each stage of the hot path timed alone, on the cached output of the stages before it."""
     aggregate = aggregate_steps(settings)  # ... dedup, then the window rows, then the aggregation
@@ -103,10 +107,9 @@ def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     for name, steps in stages.items():
         if name == "aggregate":
             out["aggregate_by_kind"] = {
-                kind: round(statistics.median(timed(run_steps(df.where(F.col(KIND) == kind), steps), repeat)), 2)
-                for kind in KINDS}
+                kind: median_seconds(run_steps(df.where(F.col(KIND) == kind), steps), repeat) for kind in KINDS}
         stage = run_steps(df, steps)
-        out[name] = round(statistics.median(timed(stage, repeat)), 2)
+        out[name] = median_seconds(stage, repeat)
         df = stage.cache()
         df.count()
     return out
@@ -121,11 +124,10 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     fields = F.from_json(F.col("value").cast("string"), ", ".join(f"`{f}` string" for f in FIELDS)).alias("e")
     events = (records.select(c.PARTITION, c.OFFSET, fields).select(c.PARTITION, c.OFFSET, "e.*")
               .withColumn(EVENT_TIME, F.col(ev.TIMESTAMP).cast("timestamp")))
-    rows = window_rows(settings.active_users_window, settings.sessions_window, settings.page_views_window,
-                       settings.watermark, bots=settings.bot_max_events_per_second is not None)(events)
+    rows = run_steps(events, aggregate_steps(settings)[-2:-1])  # the job's own window-rows step
     plans = {"read_fields": events, "window_rows": rows,
              "count_per_slot": rows.groupBy(KIND, WINDOW_END, KEY, SUBKEY).agg(F.count(F.lit(1)))}
-    return {name: round(statistics.median(timed(plan, repeat)), 2) for name, plan in plans.items()}
+    return {name: median_seconds(plan, repeat) for name, plan in plans.items()}
 
 
 def main() -> int:
