@@ -309,3 +309,21 @@ def test_a_whole_surrogate_pair_is_a_valid_character(spark):
     value = event(user_id="X").replace(b'"X"', b'"usr_\\ud83d\\ude00"')
     rows = valid_events(validated(spark, [value])).select("user_id").collect()
     assert [r.user_id for r in rows] == ["usr_\U0001F600"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "user_id"),
+    [
+        (b'"user_id": "caf\\u00e9 \\"q\\" \\/ \\t", "USER_ID": "other"', 'caf\u00e9 "q" / \t'),
+        (b'"user\\u005fid": "usr_esc", "nested": {"user_id": "inner"}', "usr_esc"),
+        (b'"user_id": "usr_deep", "deep": ' + b'{"x": ' * 900 + b"1" + b"}" * 900, "usr_deep"),
+    ],
+    ids=["escapes_and_other_case", "escaped_name_and_nested_field", "deeply_nested_other_field"],
+)
+def test_a_string_field_is_read_as_its_decoded_text_and_only_its_exact_top_level_name_counts(spark, fields, user_id):
+    # Given an event whose user_id is written with escapes, or beside fields named alike, or beside a deep value
+    value = b"{" + fields + b", " + event(user_id=...)[1:]
+    # When validated
+    rows = valid_events(validated(spark, [value])).select("user_id").collect()
+    # Then it is valid, and its user_id is the decoded text of the top-level field named exactly "user_id"
+    assert [r.user_id for r in rows] == [user_id]
