@@ -142,9 +142,12 @@ def trailing_text(raw: Column, top_kind: Column) -> Column:
     """
     number = top_kind.isin(*_NUMBER_KINDS) | F.startswith(top_kind, F.lit("DECIMAL"))
     text = F.rtrim(raw, F.lit(_JSON_SPACE))
-    # First `}` at the last byte: exact for ASCII text (byte count = character count, read without a scan);
-    # other text never matches and takes the second parse.
-    return (F.when((top_kind == "OBJECT") & (F.locate("}", raw) == F.octet_length(raw)), F.lit(False))
+    # The only `}` at the last byte. The cut before it counts bytes as characters: exact for ASCII text; other text keeps
+    # its last `}` in the cut and takes the second parse. (`locate` of the first `}` compared arrays at every character:
+    # 0.8 s per million events, against 0.5 s.)
+    only_brace_last = F.endswith(raw, F.lit("}")) & ~F.contains(
+        F.substring(raw, F.lit(1), F.octet_length(raw) - 1), F.lit("}"))
+    return (F.when((top_kind == "OBJECT") & only_brace_last, F.lit(False))
             .when(number, ~raw.rlike(_JSON_NUMBER))
             .otherwise(F.try_parse_json(F.substring(text, F.lit(1), F.length(text) - 1)).isNotNull()))
 
