@@ -34,7 +34,7 @@ from storage import contract as c
 from streaming_job.pipeline import aggregate_steps, parse_steps, run_steps
 from streaming_job.session import COMPILE_HUGE_METHODS, HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD_LIMIT, SESSION_DEFAULTS
 from streaming_job.settings import JobSettings
-from streaming_job.validation import EVENT_TIME
+from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, struct_of
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
@@ -48,7 +48,6 @@ from streaming_job.windows import (
 
 # The job's own settings of how Spark aggregates (not its partitions, UI or shutdown).
 AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items() if k.startswith("spark.sql.objectHashAggregate")}
-FIELDS = (ev.EVENT_ID, ev.TIMESTAMP, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL)
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
 HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
                 "compiled": {"spark.driver.defaultJavaOptions": COMPILE_HUGE_METHODS}, "interpreted": {}}
@@ -121,7 +120,7 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     Six fields read with `from_json` (no validation), the job's window rows, and a count per slot: no dedup, and no set
     of users, so no exact distinct count: a lower bound to compare the hot path with, not a variant of the job.
     """
-    fields = F.from_json(F.col("value").cast("string"), ", ".join(f"`{f}` string" for f in FIELDS)).alias("e")
+    fields = F.from_json(F.col("value").cast("string"), struct_of(TYPED_FIELDS, "string")).alias("e")
     events = (records.select(c.PARTITION, c.OFFSET, fields).select(c.PARTITION, c.OFFSET, "e.*")
               .withColumn(EVENT_TIME, F.col(ev.TIMESTAMP).cast("timestamp")))
     rows = run_steps(events, aggregate_steps(settings)[-2:-1])  # the job's own window-rows step

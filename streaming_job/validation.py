@@ -75,7 +75,7 @@ def decode_kafka(df: DataFrame) -> DataFrame:
 
 
 # Fields whose JSON type is checked; the first four are always required, page_url only for page views.
-_TYPED = (*ev.REQUIRED_FIELDS, ev.PAGE_URL, ev.EVENT_ID)
+TYPED_FIELDS = (*ev.REQUIRED_FIELDS, ev.PAGE_URL, ev.EVENT_ID)
 
 
 def _kind_col(field: str) -> str:
@@ -91,12 +91,17 @@ def _listed(names: Sequence[str], conditions: Sequence[Column]) -> Column:
     return F.concat_ws(", ", *[F.when(cond, F.lit(n)) for n, cond in zip(names, conditions, strict=True)])
 
 
+def struct_of(fields: Sequence[str], field_type: str) -> str:
+    """DDL of a struct with each of `fields` of `field_type`."""
+    return "struct<" + ", ".join(f"`{f}`: {field_type}" for f in fields) + ">"
+
+
 def _probe(doc: Column, fields: Sequence[str], probe: str) -> Column:
     """One cast of the document: NULL unless it is an object, else a struct with each field cast to `probe`.
 
     A struct cast reads only the named fields of the object, and these probes only the first level of each.
     """
-    return F.try_variant_get(doc, "$", "struct<" + ", ".join(f"`{f}`: {probe}" for f in fields) + ">")
+    return F.try_variant_get(doc, "$", struct_of(fields, probe))
 
 
 def _texts(objects: Column, arrays: Column) -> Column:
@@ -108,8 +113,8 @@ def _texts(objects: Column, arrays: Column) -> Column:
     NULL the variant is asked. A field that is an object or array would be read as its text, walking its nesting (see
     the module doc): then the variant is asked instead.
     """
-    flat = reduce(Column.__and__, [objects[f].isNull() & arrays[f].isNull() for f in _TYPED])
-    return F.when(flat, F.from_json(F.col(RAW), "struct<" + ", ".join(f"`{f}`: string" for f in _TYPED) + ">"))
+    flat = reduce(Column.__and__, [objects[f].isNull() & arrays[f].isNull() for f in TYPED_FIELDS])
+    return F.when(flat, F.from_json(F.col(RAW), struct_of(TYPED_FIELDS, "string")))
 
 
 def _kind(objects: Column, arrays: Column, scalar: Column) -> Column:
@@ -176,14 +181,14 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
             F.when(F.col(RAW_BYTES) <= max_event_bytes, F.try_parse_json(F.col(RAW))).alias(_DOC),
             F.coalesce(F.is_valid_utf8(F.col(RAW)), F.lit(False)).alias("_utf8"),
         )
-        probes = parsed.select("*", _probe(doc, _TYPED, _AN_OBJECT).alias("_objects"),
-                               _probe(doc, _TYPED, _AN_ARRAY).alias("_arrays"))
+        probes = parsed.select("*", _probe(doc, TYPED_FIELDS, _AN_OBJECT).alias("_objects"),
+                               _probe(doc, TYPED_FIELDS, _AN_ARRAY).alias("_arrays"))
         objects, arrays = F.col("_objects"), F.col("_arrays")
         kinds = probes.select(
             "*",
             _kind(objects, F.try_variant_get(doc, "$", _AN_ARRAY), doc).alias("_t_doc"),
             *[_kind(objects[f], arrays[f], F.try_variant_get(doc, f"$.{f}", "variant")).alias(_kind_col(f))
-              for f in _TYPED],
+              for f in TYPED_FIELDS],
             _texts(objects, arrays).alias(_TEXTS),
         ).drop("_objects", "_arrays")
         fields = kinds.select(
@@ -191,7 +196,7 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
             F.when(doc.isNotNull(), trailing_text(F.col(RAW), F.col("_t_doc"))).alias("_trailing"),
             *[F.when(F.col(_kind_col(f)) == "STRING",
                      F.coalesce(F.col(_TEXTS)[f], F.try_variant_get(doc, f"$.{f}", "string"))).alias(_text_col(f))
-              for f in _TYPED],
+              for f in TYPED_FIELDS],
         ).drop(_DOC, _TEXTS)
 
         def kind(f: str) -> Column:
@@ -215,7 +220,7 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
         checked = fields.select(
             "*",
             _listed(missing_names, [absent(f) for f in required] + [needs_page & absent(ev.PAGE_URL)]).alias("_missing"),
-            _listed(_TYPED, [kind(f).isNotNull() & (kind(f) != "VOID") & (kind(f) != "STRING") for f in _TYPED])
+            _listed(TYPED_FIELDS, [kind(f).isNotNull() & (kind(f) != "VOID") & (kind(f) != "STRING") for f in TYPED_FIELDS])
             .alias("_wrong"),
             F.coalesce(reduce(Column.__or__, nul_in), F.lit(False)).alias("_has_nul"),
             F.coalesce(reduce(Column.__or__, too_long), F.lit(False)).alias("_too_long"),
