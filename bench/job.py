@@ -4,7 +4,7 @@ Runs the very steps of the streaming query on a cached static frame of Kafka-sha
 those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
 
     .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
-                                  [--floor] [--huge-methods split|compiled|interpreted]
+                                  [--floor] [--planning] [--huge-methods split|compiled|interpreted]
 
 `--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
 dedup, the window rows, the aggregation (medians, in seconds), and the aggregation of each aggregate's rows alone
@@ -12,7 +12,8 @@ dedup, the window rows, the aggregation (medians, in seconds), and the aggregati
 six fields read without validation, the window rows, a count per slot (no dedup, no sets). `--huge-methods` says what
 becomes of generated methods over HotSpot's 8,000 bytes: split by Spark at that size (the job's default), compiled by the
 JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and
-Spark's defaults).
+Spark's defaults). `--planning` times what Spark does before every micro-batch of the aggregates query: optimizing and
+planning its plan (a stream per partition, 3 here), with the job's settings and with Spark's constraint propagation on.
 """
 
 from __future__ import annotations
@@ -31,8 +32,14 @@ from pyspark.sql import functions as F
 
 from clickpulse import events as ev
 from storage import contract as c
-from streaming_job.pipeline import aggregate_steps, parse_steps, run_steps
-from streaming_job.session import COMPILE_HUGE_METHODS, HOTSPOT_HUGE_METHOD_BYTES, HUGE_METHOD_LIMIT, SESSION_DEFAULTS
+from streaming_job.pipeline import aggregate_steps, count_steps, event_steps, parse_steps, run_steps, union_all
+from streaming_job.session import (
+    COMPILE_HUGE_METHODS,
+    CONSTRAINT_PROPAGATION,
+    HOTSPOT_HUGE_METHOD_BYTES,
+    HUGE_METHOD_LIMIT,
+    SESSION_DEFAULTS,
+)
 from streaming_job.settings import JobSettings
 from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, struct_of
 from streaming_job.windows import (
@@ -46,8 +53,10 @@ from streaming_job.windows import (
     WINDOW_END,
 )
 
-# The job's own settings of how Spark aggregates (not its partitions, UI or shutdown).
-AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items() if k.startswith("spark.sql.objectHashAggregate")}
+# The job's own settings of how Spark aggregates and plans (not its partitions, UI or shutdown).
+AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
+                     if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
+PLANNED_STREAMS = 3
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
 HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
                 "compiled": {"spark.driver.defaultJavaOptions": COMPILE_HUGE_METHODS}, "interpreted": {}}
@@ -129,6 +138,29 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     return {name: median_seconds(plan, repeat) for name, plan in plans.items()}
 
 
+def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, float]:
+    """Median milliseconds to optimize and plan the aggregates query as Spark does before each micro-batch, with the
+    job's settings and with constraint propagation on (Spark's default), the two taking turns.
+
+    Each run plans a fresh copy of the analyzed plan, as each batch does: a plan's nodes keep what the optimizer inferred
+    about them. The first rounds warm the JIT up and are left out.
+    """
+    streams = [run_steps(records, [*parse_steps(settings), *event_steps(settings)]) for _ in range(PLANNED_STREAMS)]
+    analyzed = run_steps(union_all(streams), count_steps(settings, range(PLANNED_STREAMS)))._jdf.queryExecution().analyzed()
+    mode = spark._jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL()
+    settings_by_name = {"job": AGGREGATION_CONFS[CONSTRAINT_PROPAGATION], "constraint_propagation": "true"}
+    seconds: dict[str, list[float]] = {name: [] for name in settings_by_name}
+    warm_up = 5
+    for _ in range(warm_up + repeat):
+        for name, value in settings_by_name.items():
+            spark.conf.set(CONSTRAINT_PROPAGATION, value)
+            t0 = time.perf_counter()
+            spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
+            seconds[name].append(time.perf_counter() - t0)
+    spark.conf.set(CONSTRAINT_PROPAGATION, AGGREGATION_CONFS[CONSTRAINT_PROPAGATION])
+    return {name: round(statistics.median(runs[warm_up:]) * 1000) for name, runs in seconds.items()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000)
@@ -139,6 +171,9 @@ def main() -> int:
     p.add_argument("--stages", action="store_true", help="also time each stage on its own")
     p.add_argument("--floor", action="store_true",
                    help="also time the least any plan for these aggregates does (no validation, dedup or sets)")
+    p.add_argument("--planning", action="store_true",
+                   help="also time the planning of one micro-batch of the aggregates query, with and without the job's "
+                        "planner settings")
     p.add_argument("--huge-methods", choices=HUGE_METHODS, default="split",
                    help="generated methods over 8,000 bytes: split (the job's default), compiled or interpreted")
     ns = p.parse_args()
@@ -160,6 +195,7 @@ def main() -> int:
         median = statistics.median(seconds)
         stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
         floor = floor_seconds(records, settings, ns.repeat) if ns.floor else None
+        planning = planning_ms(spark, records, settings, max(ns.repeat, 10)) if ns.planning else None
         print(json.dumps({
             "benchmark": "job_hot_path_static", "events": ns.events, "users": ns.users, "pages": ns.pages,
             "output_rows": out_rows, "runs_seconds": [round(s, 2) for s in seconds],
@@ -167,6 +203,7 @@ def main() -> int:
             "cores": spark.sparkContext.defaultParallelism, "huge_methods": ns.huge_methods,
             **({"stages_median_seconds": stages} if stages else {}),
             **({"floor_median_seconds": floor} if floor else {}),
+            **({"planning_median_ms": planning} if planning else {}),
         }))
     finally:
         spark.stop()

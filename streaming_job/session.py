@@ -52,6 +52,7 @@ HOTSPOT_HUGE_METHOD_BYTES = 8000
 LOOPBACK = "127.0.0.1"
 LOCAL_NETWORK_DEFAULTS = {"spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK}
 UI_DEFAULTS = {"spark.ui.killEnabled": "false"}
+CONSTRAINT_PROPAGATION = "spark.sql.constraintPropagation.enabled"
 # State partitions when neither --shuffle-partitions nor --conf spark.sql.shuffle.partitions says (Spark's 200 would
 # make 200 tiny state stores per batch): 8 on a cluster, one per core on a local master (see `local_cores`).
 SESSION_DEFAULTS = {
@@ -60,6 +61,11 @@ SESSION_DEFAULTS = {
     # sorting once a task holds 128 keys (its default): with a key per (pane, user, session) a batch has thousands.
     # Hashing up to 200k keys a task made the hot path 1.6x faster (bench/job.py); past that it still sorts.
     "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "200000",
+    # Spark plans every micro-batch anew, and its optimizer infers constraints (such as not-null filters) from every
+    # condition and alias of the plan: the aggregates query holds validation's many conditions once per stream (one per
+    # partition): at 2,000 events/s, planning a batch took 355 and 394 ms without them against 707 and 480 ms (p50, two
+    # pairs of 300 s runs; bench/job.py --planning). Nothing here needs the filters it infers: they only skip rows early.
+    CONSTRAINT_PROPAGATION: "false",
     "spark.sql.streaming.stopGracefullyOnShutdown": "true",
     "spark.ui.showConsoleProgress": "false",
 }

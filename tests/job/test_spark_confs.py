@@ -8,6 +8,7 @@ from pathlib import Path
 from streaming_job.launcher import MAIN, main_parser, spark_home, submit_command
 from streaming_job.session import (
     COMPILE_HUGE_METHODS,
+    CONSTRAINT_PROPAGATION,
     HUGE_METHOD_LIMIT,
     KAFKA_PACKAGE,
     compiles_huge_methods,
@@ -36,6 +37,15 @@ def test_a_users_conf_wins_over_every_job_default():
     confs = job_confs(settings(), user)
     # Then it sets none of them (the session keeps the user's values)
     assert not set(confs) & set(user)
+
+
+def test_each_batch_is_planned_without_inferring_constraints_unless_the_user_asks():
+    # Given a user who set nothing, and one who turned Spark's constraint propagation back on
+    # When the job works out what to set
+    # Then the optimizer infers no constraints by default (planning a micro-batch took up to twice as long), and the
+    # user's choice is kept
+    assert job_confs(settings(), {})[CONSTRAINT_PROPAGATION] == "false"
+    assert CONSTRAINT_PROPAGATION not in job_confs(settings(), {CONSTRAINT_PROPAGATION: "true"})
 
 
 def test_the_shuffle_partitions_flag_wins_when_given():
