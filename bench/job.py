@@ -54,7 +54,7 @@ from streaming_job.windows import (
 )
 
 # The job's own settings of how Spark aggregates and plans (not its partitions, UI or shutdown).
-AGGREGATION_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
+JOB_SQL_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
                      if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
 PLANNED_STREAMS = 3
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
@@ -138,7 +138,7 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     return {name: median_seconds(plan, repeat) for name, plan in plans.items()}
 
 
-def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, float]:
+def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, int]:
     """Median milliseconds to optimize and plan the aggregates query as Spark does before each micro-batch, with the
     job's settings and with constraint propagation on (Spark's default), the two taking turns.
 
@@ -148,7 +148,7 @@ def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int
     streams = [run_steps(records, [*parse_steps(settings), *event_steps(settings)]) for _ in range(PLANNED_STREAMS)]
     analyzed = run_steps(union_all(streams), count_steps(settings, range(PLANNED_STREAMS)))._jdf.queryExecution().analyzed()
     mode = spark._jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL()
-    settings_by_name = {"job": AGGREGATION_CONFS[CONSTRAINT_PROPAGATION], "constraint_propagation": "true"}
+    settings_by_name = {"job": JOB_SQL_CONFS[CONSTRAINT_PROPAGATION], "constraint_propagation": "true"}
     seconds: dict[str, list[float]] = {name: [] for name in settings_by_name}
     warm_up = 5
     for _ in range(warm_up + repeat):
@@ -157,7 +157,7 @@ def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int
             t0 = time.perf_counter()
             spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
             seconds[name].append(time.perf_counter() - t0)
-    spark.conf.set(CONSTRAINT_PROPAGATION, AGGREGATION_CONFS[CONSTRAINT_PROPAGATION])
+    spark.conf.set(CONSTRAINT_PROPAGATION, JOB_SQL_CONFS[CONSTRAINT_PROPAGATION])
     return {name: round(statistics.median(runs[warm_up:]) * 1000) for name, runs in seconds.items()}
 
 
@@ -178,7 +178,7 @@ def main() -> int:
                    help="generated methods over 8,000 bytes: split (the job's default), compiled or interpreted")
     ns = p.parse_args()
     builder = SparkSession.builder
-    for key, value in {**AGGREGATION_CONFS, **HUGE_METHODS[ns.huge_methods]}.items():
+    for key, value in {**JOB_SQL_CONFS, **HUGE_METHODS[ns.huge_methods]}.items():
         builder = builder.config(key, value)
     spark = (builder.master("local[*]").appName("clickpulse-bench-job")
              .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")

@@ -62,9 +62,10 @@ SESSION_DEFAULTS = {
     # Hashing up to 200k keys a task made the hot path 1.6x faster (bench/job.py); past that it still sorts.
     "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "200000",
     # Spark plans every micro-batch anew, and its optimizer infers constraints (such as not-null filters) from every
-    # condition and alias of the plan: the aggregates query holds validation's many conditions once per stream (one per
-    # partition): at 2,000 events/s, planning a batch took 355 and 394 ms without them against 707 and 480 ms (p50, two
-    # pairs of 300 s runs; bench/job.py --planning). Nothing here needs the filters it infers: they only skip rows early.
+    # condition and alias of the plan, which holds validation's many conditions once per stream (one per partition).
+    # At 2,000 events/s, planning a batch took 355 and 394 ms without them against 707 and 480 ms (p50, two pairs of
+    # 300 s runs of bench/pipeline.py; bench/job.py --planning times it alone). Nothing here needs the filters it
+    # infers: they only let Spark skip rows early.
     CONSTRAINT_PROPAGATION: "false",
     "spark.sql.streaming.stopGracefullyOnShutdown": "true",
     "spark.ui.showConsoleProgress": "false",
