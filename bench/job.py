@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 
 from clickpulse import events as ev
 from storage import contract as c
-from streaming_job.pipeline import aggregate_steps, count_steps, event_steps, parse_steps, run_steps, union_all
+from streaming_job.pipeline import aggregate_steps, aggregated_rows, parse_steps, run_steps
 from streaming_job.session import (
     COMPILE_HUGE_METHODS,
     CONSTRAINT_PROPAGATION,
@@ -55,7 +55,7 @@ from streaming_job.windows import (
 
 # The job's own settings of how Spark aggregates and plans (not its partitions, UI or shutdown).
 JOB_SQL_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
-                     if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
+                 if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
 PLANNED_STREAMS = 3
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
 HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
@@ -145,8 +145,8 @@ def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int
     Each run plans a fresh copy of the analyzed plan, as each batch does: a plan's nodes keep what the optimizer inferred
     about them. The first rounds warm the JIT up and are left out.
     """
-    streams = [run_steps(records, [*parse_steps(settings), *event_steps(settings)]) for _ in range(PLANNED_STREAMS)]
-    analyzed = run_steps(union_all(streams), count_steps(settings, range(PLANNED_STREAMS)))._jdf.queryExecution().analyzed()
+    plan = aggregated_rows(settings, [records] * PLANNED_STREAMS, range(PLANNED_STREAMS))
+    analyzed = plan._jdf.queryExecution().analyzed()
     mode = spark._jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL()
     settings_by_name = {"job": JOB_SQL_CONFS[CONSTRAINT_PROPAGATION], "constraint_propagation": "true"}
     seconds: dict[str, list[float]] = {name: [] for name in settings_by_name}

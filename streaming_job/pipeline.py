@@ -74,6 +74,13 @@ def count_steps(s: JobSettings, partitions: Sequence[int] = ()) -> list[Step]:
     ]
 
 
+def aggregated_rows(s: JobSettings, streams: Sequence[DataFrame], partitions: Sequence[int] = ()) -> DataFrame:
+    """Kafka records of each stream -> the aggregation's rows: each stream parsed and watermarked on its own, then one
+    dedup and aggregation over their union (`partitions` as in `count_steps`)."""
+    events = [run_steps(df, [*parse_steps(s), *event_steps(s)]) for df in streams]
+    return run_steps(union_all(events), count_steps(s, partitions))
+
+
 def aggregate_steps(s: JobSettings) -> list[Step]:
     """Validated rows of one stream -> aggregated window rows (event_steps then count_steps)."""
     return [*event_steps(s), *count_steps(s)]
@@ -184,8 +191,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
     `writers` caps concurrent Mongo writers per batch (None: one per partition).
     """
     groups = stream_groups(spark, s, stop)
-    events = [run_steps(df, [*parse_steps(s), *event_steps(s)]) for df in read_streams(spark, s, groups)]
-    aggregated = run_steps(union_all(events), count_steps(s, [p for g in groups for p in g] if len(groups) > 1 else ()))
+    aggregated = aggregated_rows(s, read_streams(spark, s, groups), [p for g in groups for p in g] if len(groups) > 1 else ())
     log.info("aggregates query reads %d stream(s): %s", len(groups), "; ".join(
         f"partition{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}" for g in groups))
     parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), parse_steps(s))
