@@ -101,6 +101,12 @@ def test_a_job_whose_jvm_leaves_huge_methods_interpreted_has_spark_split_its_cod
     assert two_runs["log"].read_text().count("so Spark splits its code at that size") == 2
 
 
+def test_a_job_with_a_local_checkpoint_renames_its_files_through_hadoops_file_system_api(two_runs):
+    # Given two runs on a checkpoint in a local folder, the user choosing no checkpoint file manager
+    # Then each run had Spark rename checkpoint files without a `readlink` process per rename (and stayed exact: above)
+    assert two_runs["log"].read_text().count("are renamed through Hadoop's FileSystem API") == 2
+
+
 def test_the_layout_document_tells_readers_each_aggregates_windows(two_runs):
     # Given a job run with the default windows, When the layout is read back
     lay = read_layout(two_runs["db"])

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from streaming_job.launcher import MAIN, main_parser, spark_home, submit_command
 from streaming_job.session import (
+    CHECKPOINT_FILE_MANAGER,
     COMPILE_HUGE_METHODS,
     CONSTRAINT_PROPAGATION,
     HUGE_METHOD_LIMIT,
     KAFKA_PACKAGE,
+    LOCAL_CHECKPOINT_FILE_MANAGER,
+    checkpoint_file_confs,
     compiles_huge_methods,
     huge_method_confs,
     job_confs,
@@ -133,3 +136,27 @@ def test_a_jvm_that_leaves_huge_methods_interpreted_gets_sparks_codegen_limit_at
     assert huge_method_confs(spark, {}) == {HUGE_METHOD_LIMIT: "8000"}
     # unless the user set a limit of their own
     assert huge_method_confs(spark, {HUGE_METHOD_LIMIT: "65535"}) == {}
+
+
+def test_a_local_checkpoint_is_renamed_through_hadoops_file_system_api_unless_the_user_chose(spark, tmp_path):
+    # Given the tests' session, whose default file system is the local one
+    # When the job picks the manager of a local checkpoint, named with or without file://
+    # Then it is Spark's FileSystem-based one (no `readlink` process per rename)
+    local = {CHECKPOINT_FILE_MANAGER: LOCAL_CHECKPOINT_FILE_MANAGER}
+    assert checkpoint_file_confs(spark, str(tmp_path), {}) == local
+    assert checkpoint_file_confs(spark, f"file://{tmp_path}", {}) == local
+    # and a manager the user chose is kept
+    assert checkpoint_file_confs(spark, str(tmp_path), {CHECKPOINT_FILE_MANAGER: "com.example.Manager"}) == {}
+
+
+def test_a_remote_checkpoint_keeps_sparks_file_manager(spark):
+    # Given a checkpoint on HDFS, named by its scheme or by a path on a default file system that is HDFS
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    assert checkpoint_file_confs(spark, "hdfs://namenode:8020/checkpoints", {}) == {}
+    previous = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", "hdfs://namenode:8020")
+    try:
+        # When the job picks its manager Then it sets none: Spark's default stays
+        assert checkpoint_file_confs(spark, "/checkpoints", {}) == {}
+    finally:
+        conf.set("fs.defaultFS", previous)
