@@ -150,13 +150,16 @@ def test_a_local_checkpoint_is_renamed_through_hadoops_file_system_api_unless_th
 
 
 def test_a_remote_checkpoint_keeps_sparks_file_manager(spark):
-    # Given a checkpoint on HDFS, named by its scheme or by a path on a default file system that is HDFS
+    # Given checkpoints on HDFS: one named by its scheme, one a path on a default file system that is HDFS
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    assert checkpoint_file_confs(spark, "hdfs://namenode:8020/checkpoints", {}) == {}
     previous = conf.get("fs.defaultFS")
     conf.set("fs.defaultFS", "hdfs://namenode:8020")
     try:
-        # When the job picks its manager Then it sets none: Spark's default stays
+        # When the job picks their manager, Then it sets none: Spark's default stays
+        assert checkpoint_file_confs(spark, "hdfs://namenode:8020/checkpoints", {}) == {}
         assert checkpoint_file_confs(spark, "/checkpoints", {}) == {}
     finally:
-        conf.set("fs.defaultFS", previous)
+        if previous is None:
+            conf.unset("fs.defaultFS")
+        else:
+            conf.set("fs.defaultFS", previous)
