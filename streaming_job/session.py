@@ -204,11 +204,7 @@ def build_session(s: JobSettings, app_name: str = "clickpulse", json_logs: bool 
     for key, value in confs.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    files = checkpoint_file_confs(spark, s.checkpoint_dir, user)
-    if files:
-        log.info("checkpoint files in %s are renamed through Hadoop's FileSystem API (%s)", s.checkpoint_dir,
-                 CHECKPOINT_FILE_MANAGER)
-    for key, value in {**huge_method_confs(spark, user), **files}.items():
+    for key, value in {**huge_method_confs(spark, user), **checkpoint_file_confs(spark, s.checkpoint_dir, user)}.items():
         spark.conf.set(key, value)
     return spark
 
@@ -254,6 +250,8 @@ def checkpoint_file_confs(spark: SparkSession, checkpoint_dir: str, user: Mappin
     chose a manager): see LOCAL_CHECKPOINT_FILE_MANAGER."""
     if CHECKPOINT_FILE_MANAGER in user or checkpoint_scheme(spark, checkpoint_dir) != "file":
         return {}
+    log.info("checkpoint files in %s are renamed through Hadoop's FileSystem API (%s)", checkpoint_dir,
+             CHECKPOINT_FILE_MANAGER)
     return {CHECKPOINT_FILE_MANAGER: LOCAL_CHECKPOINT_FILE_MANAGER}
 
 
