@@ -5,6 +5,7 @@ those are measured by the end-to-end runs), in local mode on this machine, and p
 
     .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
                                   [--floor] [--planning] [--huge-methods split|compiled|interpreted]
+                                  [--gc parallel|g1]
 
 `--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
 dedup, the window rows, the aggregation (medians, in seconds), and the aggregation of each aggregate's rows alone
@@ -14,6 +15,7 @@ becomes of generated methods over HotSpot's 8,000 bytes: split by Spark at that 
 JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and
 Spark's defaults). `--planning` times what Spark does before every micro-batch of the aggregates query: optimizing and
 planning its plan (a stream per partition, 3 here), with the job's settings and with Spark's constraint propagation on.
+`--gc` picks the JVM's garbage collector: Parallel (the job's default) or G1 (HotSpot's).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from streaming_job.session import (
     CONSTRAINT_PROPAGATION,
     HOTSPOT_HUGE_METHOD_BYTES,
     HUGE_METHOD_LIMIT,
+    PARALLEL_GC,
     SESSION_DEFAULTS,
 )
 from streaming_job.settings import JobSettings
@@ -58,8 +61,8 @@ JOB_SQL_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
                  if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
 PLANNED_STREAMS = 3
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
-HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)},
-                "compiled": {"spark.driver.defaultJavaOptions": COMPILE_HUGE_METHODS}, "interpreted": {}}
+HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)}, "compiled": {}, "interpreted": {}}
+COLLECTORS = {"parallel": PARALLEL_GC, "g1": "-XX:+UseG1GC"}
 
 
 def kafka_records(spark: SparkSession, n: int, users: int, pages: int):
@@ -176,9 +179,12 @@ def main() -> int:
                         "planner settings")
     p.add_argument("--huge-methods", choices=HUGE_METHODS, default="split",
                    help="generated methods over 8,000 bytes: split (the job's default), compiled or interpreted")
+    p.add_argument("--gc", choices=COLLECTORS, default="parallel",
+                   help="the JVM's garbage collector: parallel (the job's default) or g1 (HotSpot's)")
     ns = p.parse_args()
     builder = SparkSession.builder
-    for key, value in {**JOB_SQL_CONFS, **HUGE_METHODS[ns.huge_methods]}.items():
+    java = " ".join([COLLECTORS[ns.gc], *([COMPILE_HUGE_METHODS] if ns.huge_methods == "compiled" else [])])
+    for key, value in {**JOB_SQL_CONFS, **HUGE_METHODS[ns.huge_methods], "spark.driver.defaultJavaOptions": java}.items():
         builder = builder.config(key, value)
     spark = (builder.master("local[*]").appName("clickpulse-bench-job")
              .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
@@ -201,6 +207,7 @@ def main() -> int:
             "output_rows": out_rows, "runs_seconds": [round(s, 2) for s in seconds],
             "median_seconds": round(median, 2), "events_per_second": round(ns.events / median),
             "cores": spark.sparkContext.defaultParallelism, "huge_methods": ns.huge_methods,
+            "gc": ns.gc,
             **({"stages_median_seconds": stages} if stages else {}),
             **({"floor_median_seconds": floor} if floor else {}),
             **({"planning_median_ms": planning} if planning else {}),

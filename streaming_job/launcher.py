@@ -3,7 +3,8 @@
 It supplies what a bare spark-submit leaves to the user: pyspark's own SPARK_HOME (pip's `spark-submit` script looks
 for it with whatever `python3` is first on PATH, and fails outside the venv), this interpreter for the Python driver
 and workers, the Kafka connector (jars from CLICKPULSE_SPARK_JARS or the checkout's .cache/spark-jars, else
-`--packages` from Maven Central) and, for a local master, SPARK_LOCAL_IP=127.0.0.1 so the UI stays on loopback.
+`--packages` from Maven Central), the task JVMs' garbage collector (see streaming_job/session.py, PARALLEL_GC) and,
+for a local master, SPARK_LOCAL_IP=127.0.0.1 so the UI stays on loopback.
 Every flag but the few spark-submit options below goes to the job (`clickpulse-job --help` lists both).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from clickpulse.cli import Parser
 from streaming_job.packaging import ROOT
-from streaming_job.session import JSON_LOG_DEFAULTS, KAFKA_PACKAGE, LOOPBACK
+from streaming_job.session import JSON_LOG_DEFAULTS, KAFKA_PACKAGE, LOOPBACK, gc_confs, named_collectors
 
 PROG = "clickpulse-job"
 MAIN = Path(__file__).resolve().parent / "main.py"
@@ -67,6 +68,9 @@ def submit_command(ns: argparse.Namespace, job_args: Sequence[str],
     if _json_logs(job_args) and not any(c.startswith(f"{STRUCTURED_LOGGING}=") for c in confs):
         # Spark sets up its logging when spark-submit starts, before the job can ask for JSON lines.
         confs.append(f"{STRUCTURED_LOGGING}=true")
+    # The job can't choose the collector of a local driver that spark-submit has started: it is chosen here.
+    given = dict(item.split("=", 1) for item in confs)
+    confs += [f"{k}={v}" for k, v in gc_confs(given, ns.master, named_collectors(env)).items()]
     for item in confs:
         argv += ["--conf", item]
     jars = connector_jars(environ)

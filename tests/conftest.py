@@ -27,7 +27,7 @@ def spark():
     """The one Spark session of the test run: local[2], 2 shuffle partitions, no UI, UTC, Kafka connector."""
     from pyspark.sql import SparkSession
 
-    from streaming_job.session import CONSTRAINT_PROPAGATION, DATAFRAME_DEBUGGING, SESSION_DEFAULTS
+    from streaming_job.session import CONSTRAINT_PROPAGATION, DATAFRAME_DEBUGGING, PARALLEL_GC, SESSION_DEFAULTS
 
     builder = (
         SparkSession.builder.master("local[2]")
@@ -39,6 +39,7 @@ def spark():
         .config("spark.sql.session.timeZone", "UTC")
         .config(CONSTRAINT_PROPAGATION, SESSION_DEFAULTS[CONSTRAINT_PROPAGATION])  # steps are planned as in the job
         .config(DATAFRAME_DEBUGGING, SESSION_DEFAULTS[DATAFRAME_DEBUGGING])  # and built as quickly
+        .config("spark.driver.defaultJavaOptions", PARALLEL_GC)  # and collects garbage as the job's JVM does
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.streaming.stateStore.providerClass",

@@ -51,7 +51,8 @@ class Documented:
 # THE commands. The compose services must run exactly these.
 DOCUMENTED: dict[str, Documented] = {
     "job": Documented(
-        argv=("spark-submit", "--packages", KAFKA_CONNECTOR, "streaming_job/main.py",
+        argv=("spark-submit", "--conf", "spark.driver.defaultJavaOptions=-XX:+UseParallelGC", "--packages", KAFKA_CONNECTOR,
+              "streaming_job/main.py",
               "--bootstrap-servers", "kafka:9092", "--checkpoint-dir", "/data/checkpoints"),
         program=("spark-submit", "--packages", KAFKA_CONNECTOR, "streaming_job/main.py"),
     ),

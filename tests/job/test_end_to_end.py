@@ -101,6 +101,12 @@ def test_a_job_whose_jvm_leaves_huge_methods_interpreted_has_spark_split_its_cod
     assert two_runs["log"].read_text().count("so Spark splits its code at that size") == 2
 
 
+def test_a_job_started_with_python_runs_its_tasks_in_a_jvm_with_the_parallel_collector(two_runs):
+    # Given two runs of `python -m streaming_job` on a local master, no JVM options chosen
+    # Then each run's driver JVM (which runs the tasks) collected garbage with HotSpot's Parallel collector
+    assert two_runs["log"].read_text().count("(it runs the tasks) collects garbage with PS MarkSweep, PS Scavenge") == 2
+
+
 def test_a_job_with_a_local_checkpoint_renames_its_files_through_hadoops_file_system_api(two_runs):
     # Given two runs on a checkpoint in a local folder, the user choosing no checkpoint file manager
     # Then each run had Spark rename checkpoint files without a `readlink` process per rename (and stayed exact: above)

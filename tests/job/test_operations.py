@@ -103,6 +103,12 @@ def test_a_driver_jvm_asked_to_compile_huge_methods_keeps_sparks_whole_stage_cod
     assert job_says(made_job.log, "generated code: huge methods are compiled by the JVM") is not None
 
 
+def test_a_driver_jvm_given_its_default_options_by_the_user_keeps_its_collector(made_job: MadeJob):
+    # Given `make job` with the user's own spark.driver.defaultJavaOptions (the huge-methods option above)
+    # Then clickpulse-job did not replace them with its collector: the driver runs HotSpot's own choice, G1
+    assert job_says(made_job.log, "the driver's JVM (it runs the tasks) collects garbage with G1") is not None
+
+
 def test_a_spark_submit_conf_wins_over_the_jobs_default(made_job: MadeJob):
     # Given `--conf spark.sql.shuffle.partitions=3` passed through make job's JOB_ARGS (the job's default is 8)
     # When the first batch's offsets entry records the session's settings

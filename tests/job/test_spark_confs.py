@@ -14,10 +14,13 @@ from streaming_job.session import (
     HUGE_METHOD_LIMIT,
     KAFKA_PACKAGE,
     LOCAL_CHECKPOINT_FILE_MANAGER,
+    PARALLEL_GC,
     checkpoint_file_confs,
     compiles_huge_methods,
+    gc_confs,
     huge_method_confs,
     job_confs,
+    named_collectors,
 )
 from streaming_job.settings import JobSettings
 
@@ -173,3 +176,45 @@ def test_a_remote_checkpoint_keeps_sparks_file_manager(spark):
             conf.unset("fs.defaultFS")
         else:
             conf.set("fs.defaultFS", previous)
+
+
+def test_the_jvms_that_run_the_tasks_collect_garbage_with_parallel_gc_by_default():
+    # Given a user who chose no JVM options
+    # When the job works out the task JVMs' options, for a local master and for a cluster
+    # Then the driver (which runs a local master's tasks), or the executors, get HotSpot's Parallel collector
+    assert gc_confs({}, "local[*]") == {"spark.driver.defaultJavaOptions": PARALLEL_GC}
+    assert gc_confs({}, "local[2,4]") == {"spark.driver.defaultJavaOptions": PARALLEL_GC}
+    assert gc_confs({}, "spark://10.0.0.1:7077") == {"spark.executor.defaultJavaOptions": PARALLEL_GC}
+
+
+def test_a_collector_or_default_options_the_user_chose_are_kept():
+    # Given users who chose the task JVMs' default options, or named a collector in their extra options or elsewhere
+    # Then the job adds no collector (its value would replace theirs, and a JVM given two collectors fails to start)
+    assert gc_confs({"spark.driver.defaultJavaOptions": "-Xss4m"}, "local[*]") == {}
+    assert gc_confs({"spark.driver.extraJavaOptions": "-Dx=1 -XX:+UseG1GC"}, "local[*]") == {}
+    assert gc_confs({"spark.executor.extraJavaOptions": "-XX:+UseZGC"}, "spark://h:7077") == {}
+    assert gc_confs({}, "local[*]", "--driver-java-options -XX:+UseSerialGC pyspark-shell") == {}
+    # And options of the other JVMs, or flags that name no collector, change nothing
+    assert gc_confs({"spark.executor.extraJavaOptions": "-XX:+UseG1GC"}, "local[*]") != {}
+    assert gc_confs({"spark.driver.extraJavaOptions": "-XX:+UseGCOverheadLimit"}, "local[*]") != {}
+
+
+def test_collectors_named_in_the_jvms_environment_or_spark_defaults_are_seen(tmp_path: Path):
+    # Given a collector in JAVA_TOOL_OPTIONS, and one in the spark-defaults.conf Spark would read
+    (tmp_path / "spark-defaults.conf").write_text("spark.driver.extraJavaOptions -XX:+UseShenandoahGC\n")
+    # Then both are found, and nothing is where nothing is set
+    assert "-XX:+UseSerialGC" in named_collectors({"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC"})
+    assert gc_confs({}, "local[*]", named_collectors({"SPARK_CONF_DIR": str(tmp_path)})) == {}
+    assert gc_confs({}, "local[*]", named_collectors({"SPARK_HOME": str(tmp_path / "none")})) != {}
+
+
+def test_clickpulse_job_starts_a_local_driver_with_parallel_gc_unless_the_user_chose():
+    # When clickpulse-job builds its command for a local master, with nothing chosen
+    argv, _ = command()
+    # Then spark-submit starts the driver's JVM with the Parallel collector (the job itself is too late for that)
+    assert f"spark.driver.defaultJavaOptions={PARALLEL_GC}" in argv
+    # But not over the user's own options or collector
+    for given in (command("--conf", "spark.driver.extraJavaOptions=-XX:+UseG1GC"),
+                  command("--conf", "spark.driver.defaultJavaOptions=-Xss4m"),
+                  command(environ={"JDK_JAVA_OPTIONS": "-XX:+UseSerialGC"})):
+        assert f"spark.driver.defaultJavaOptions={PARALLEL_GC}" not in given[0]
