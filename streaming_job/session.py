@@ -48,8 +48,9 @@ HOTSPOT_HUGE_METHOD_BYTES = 8000
 
 # The JVMs that run the tasks collect garbage with HotSpot's Parallel collector. On any machine of 2 cores and 2 GB
 # HotSpot picks G1, which keeps pauses short with concurrent threads of its own, and on 2 cores those threads take
-# their time from the tasks. The hot path (bench/job.py, 1M events, two pairs back to back) ran 36,300 and 43,600
-# events/s with Parallel against 26,500 and 29,000 with G1. The job sets it as the task JVMs' default options (the
+# their time from the tasks. At 2,000 events/s (bench/pipeline.py, 300 s) a batch's p95 was 4.9 and 5.6 s with Parallel
+# against 7.6 and 8.8 s with G1, the freshness p95 9.4 and 10.7 s against 14.9 and 15.9 s; the hot path (bench/job.py,
+# three pairs) was faster in two. The job sets it as the task JVMs' default options (the
 # driver's on a local master, the executors' on a cluster) unless the user set those options or names a collector
 # anywhere: a JVM given two collectors refuses to start.
 PARALLEL_GC = "-XX:+UseParallelGC"
