@@ -47,12 +47,12 @@ HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
 HOTSPOT_HUGE_METHOD_BYTES = 8000
 
 # The JVMs that run the tasks collect garbage with HotSpot's Parallel collector. On any machine of 2 cores and 2 GB
-# HotSpot picks G1, which keeps pauses short with concurrent threads of its own, and on 2 cores those threads take
-# their time from the tasks. At 2,000 events/s (bench/pipeline.py, 300 s) a batch's p95 was 4.9 and 5.6 s with Parallel
-# against 7.6 and 8.8 s with G1, the freshness p95 9.4 and 10.7 s against 14.9 and 15.9 s; the hot path (bench/job.py,
-# three pairs) was faster in two. The job sets it as the task JVMs' default options (the
-# driver's on a local master, the executors' on a cluster) unless the user set those options or names a collector
-# anywhere: a JVM given two collectors refuses to start.
+# HotSpot picks G1, which keeps pauses short with concurrent threads of its own, and on 2 cores those threads compete
+# with the tasks. At 2,000 events/s (bench/pipeline.py, 300 s) a batch's p95 was 4.9 and 5.6 s with Parallel against
+# 7.6 and 8.8 s with G1, the freshness p95 9.4 and 10.7 s against 14.9 and 15.9 s (the second G1 run overlapped a
+# minute of tests); the hot path (bench/job.py, three pairs) was faster in two. The job sets it as the task JVMs'
+# default options (the driver's on a local master, the executors' on a cluster) unless the user set those options or
+# names a collector anywhere: a JVM given two collectors refuses to start.
 PARALLEL_GC = "-XX:+UseParallelGC"
 _COLLECTOR = re.compile(r"-XX:\+Use\w*GC\b")
 # Where the JVM also reads options from the environment.
@@ -291,7 +291,7 @@ def log_collectors(spark: SparkSession) -> None:
         log.info("the driver's JVM (it runs the tasks) collects garbage with %s",
                  ", ".join(sorted(str(b.getName()) for b in beans)))
     else:
-        log.info("executors' JVM options: %s", jvm_options(spark) or "(none)")
+        log.info("executors' JVM options: %s", jvm_options(spark).strip() or "(none)")
 
 
 def checkpoint_scheme(spark: SparkSession, checkpoint_dir: str) -> str:
