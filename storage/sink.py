@@ -14,7 +14,10 @@ after it failed alone, and the rest of the batch is written.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -225,15 +228,39 @@ def _log_to_stderr() -> None:
         log.setLevel(logging.INFO)
 
 
+# The executors' writers keep one client per process and URI, as pymongo advises: a client is a connection pool, a
+# monitor thread and a discovery of the server, and opening one for every partition of every batch made each batch
+# connect anew. Spark reuses its Python workers from batch to batch, so the next batch's writers find the connections
+# open. A worker forked from a process that holds a client opens its own (a client must not cross a fork).
+_process_clients: dict[tuple[int, str], MongoClient] = {}
+_process_clients_lock = threading.Lock()
+
+
+def process_client(uri: str) -> MongoClient:
+    """This process's writing client for `uri`, opened on first use and kept for the process's life."""
+    key = (os.getpid(), uri)
+    with _process_clients_lock:
+        client = _process_clients.get(key)
+        if client is None:
+            client = _process_clients[key] = _open(uri)
+        return client
+
+
+def _open(uri: str) -> MongoClient:
+    # A write that hangs fails after 2 minutes and is retried like any other transient failure.
+    return connect(uri, "clickpulse-sink", socket_timeout_ms=120_000)
+
+
 def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Item]],
-                  stamp_field: str | None = c.UPDATED_AT) -> int:
+                  stamp_field: str | None = c.UPDATED_AT, keep_client: bool = False) -> int:
     """Replace-or-insert each (collection, document) by `_id`, in unordered bulk writes; return the count written.
 
     A `Merge` instead of a document sets its fields in the document with its `_id` (upserting it); a `New` is inserted
     (replaced when it exists).
 
     `stamp_field` gets the wall-clock time of the write, which is not part of any aggregate's value.
-    No connection is opened when there is nothing to write (empty partitions are common).
+    No connection is opened when there is nothing to write (empty partitions are common). With `keep_client` the
+    process's client for the URI is used and left open (`process_client`); otherwise one is opened and closed.
     Raises `StoreUnavailable` when the store kept failing for longer than `target.retry_for`.
     """
     client: MongoClient | None = None
@@ -244,11 +271,14 @@ def upsert_routed(target: MongoTarget, docs: Iterable[tuple[str, Item]],
         for collection, doc in docs:
             if writer is None:
                 _log_to_stderr()
-                # A write that hangs fails after 2 minutes and is retried like any other transient failure.
-                client = connect(target.uri, "clickpulse-sink", socket_timeout_ms=120_000)
+                if keep_client:
+                    db = process_client(target.uri)[target.database]
+                else:
+                    client = _open(target.uri)
+                    db = client[target.database]
                 retrier = Retrier(f"MongoDB at {mask_uri(target.uri)}", target.retry_for, log,
                                   clock=executor_clock(f"{target.uri}|{target.database}"))
-                writer = _Writer(client[target.database], retrier, target.ops_per_command)
+                writer = _Writer(db, retrier, target.ops_per_command)
             stamp = {stamp_field: datetime.now(UTC)} if stamp_field else {}
             pending.setdefault(collection, []).append((doc, stamp))
             if len(pending[collection]) >= target.ops_per_command:
@@ -273,15 +303,21 @@ def upsert_documents(target: MongoTarget, collection: str, docs: Iterable[Docume
 
 def partition_writer(target: MongoTarget,
                      to_documents: Callable[[Iterable[Any]], Iterable[tuple[str, Item]]],
-                     stamp_field: str | None = c.UPDATED_AT) -> Callable[[Iterable[Any]], None]:
+                     stamp_field: str | None = c.UPDATED_AT,
+                     on_done: Callable[[int, float], None] | None = None) -> Callable[[Iterable[Any]], None]:
     """Build the function `DataFrame.foreachPartition` runs on executors.
 
     `to_documents` turns the partition's rows into (collection, document) pairs. The target is
-    captured by closure, so only its URI and names travel to the executors.
+    captured by closure, so only its URI and names travel to the executors, where each process keeps its client.
+    `on_done(written, seconds)` hears how many operations the partition wrote and how long it took, reading its rows
+    included.
     """
 
     def write(rows: Iterable[Any]) -> None:
-        upsert_routed(target, to_documents(rows), stamp_field)
+        started = time.perf_counter()
+        written = upsert_routed(target, to_documents(rows), stamp_field, keep_client=True)
+        if on_done is not None:
+            on_done(written, time.perf_counter() - started)
 
     return write
 

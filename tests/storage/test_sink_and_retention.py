@@ -10,7 +10,7 @@ from pymongo import monitoring
 from storage import contract as c
 from storage.client import is_ferretdb
 from storage.indexes import INDEXES, ensure_indexes, prune_expired
-from storage.sink import Merge, MongoTarget, New, upsert_documents, upsert_routed
+from storage.sink import Merge, MongoTarget, New, partition_writer, process_client, upsert_documents, upsert_routed
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +93,39 @@ def test_a_full_command_first_flushes_what_was_yielded_before_it(mongo_uri, mong
         recording[0] = False  # pymongo cannot unregister a listener: silence it for the rest of the session
     # Then the page document went first, in its own command, and the merges after it
     assert commands[-2:] == [c.PAGE_VIEWS, c.ACTIVE_USERS]
+
+
+POOL_EVENTS = ("pool_created", "pool_ready", "pool_cleared", "pool_closed", "connection_ready", "connection_closed",
+               "connection_check_out_started", "connection_check_out_failed", "connection_checked_out",
+               "connection_checked_in")
+
+
+def test_a_partition_writer_reuses_its_processs_connection_in_the_next_batch(mongo_uri, mongo_db):
+    # Given a partition writer (what foreachPartition runs in an executor's Python worker), and a count of the
+    # connections clients open from now on
+    opened: list[int] = []
+    counting = [True]
+
+    class Counter(monitoring.ConnectionPoolListener):
+        def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+            if counting[0]:
+                opened.append(event.connection_id)
+
+    for name in POOL_EVENTS:  # the listener must answer every pool event; only one counts
+        setattr(Counter, name, lambda self, event: None)
+    monitoring.register(Counter())
+    write = partition_writer(MongoTarget(mongo_uri, mongo_db.name), lambda rows: ((c.PAGE_VIEWS, r) for r in rows))
+    try:
+        # When it writes one batch's partition, then the next batch's
+        write([page_doc("/a", 1)])
+        before_next = len(opened)
+        write([page_doc("/b", 2)])
+    finally:
+        counting[0] = False  # pymongo cannot unregister a listener: silence it for the rest of the session
+    # Then the second write opened no connection: it used the process's client, still open
+    assert len(opened) == before_next
+    assert process_client(mongo_uri).admin.command("ping")["ok"] == 1
+    assert {d[c.PAGE_URL] for d in mongo_db[c.PAGE_VIEWS].find()} == {"/a", "/b"}
 
 
 def test_nothing_to_write_opens_no_connection():
