@@ -2,8 +2,9 @@
 
 The producer sends R events/s from U users over P pages for D seconds to a fresh topic, while the streaming job runs
 with a processing-time trigger against a Kafka broker and a Mongo-wire server (its own on free loopback ports in a
-temporary folder unless --bootstrap-servers/--mongo-uri point at a running stack). A warm-up of a few hundred events
-is drained first, so the run starts with a compiled, connected job.
+temporary folder unless --bootstrap-servers/--mongo-uri point at a running stack). A warm-up (by default 400 events
+at 200/s) is drained first, so the run starts with a connected job; a longer one (`--warm-up-events`, at
+`--warm-up-rate`) also lets the JVM compile the hot code first, as in a job that has run for a while.
 
 Reported:
 - achieved rate (the producer's) and processed rate (records the job committed per second, until it caught up);
@@ -11,7 +12,8 @@ Reported:
   time from the producer's end to lag 0 (every record of the topic committed by both queries);
 - the aggregates query's batch durations (p50/p95/max, batches that read records);
 - freshness p50/p95/max: for every record, from its Kafka timestamp to the commit of the aggregates batch that read it
-  (the checkpoint's commit file, written once the batch's documents are in MongoDB and its state is saved);
+  (the checkpoint's commit file, written once the batch's documents are in MongoDB and its state is saved), and its
+  p95 per minute of the run (by the records' Kafka timestamps), which shows a cold start and a filling state apart;
 - the aggregates query's state rows after the last batch, and the job's peak RSS (driver, JVM and Python workers).
 
     .venv/bin/python bench/pipeline.py --rate 2000 --users 10000 --pages 50 --duration 600
@@ -75,14 +77,26 @@ def caught_up(checkpoints: list[Checkpoint], target: dict[int, int]) -> bool:
     return all(cp.committed()[1] == target for cp in checkpoints)
 
 
-def freshness(batches: BatchRecorder, stamps: dict[int, array], first: dict[int, int]) -> list[float]:
-    """Seconds from each record's Kafka timestamp to the commit of the batch that read it (records from `first` on)."""
-    out: list[float] = []
+def freshness(batches: BatchRecorder, stamps: dict[int, array], first: dict[int, int]) -> list[tuple[float, float]]:
+    """(Kafka timestamp, seconds from it to the commit of the batch that read it) of each record from `first` on."""
+    out: list[tuple[float, float]] = []
     for start, end, committed_at in batches.spans():
         for p, stop in end.items():
             lo = max(start.get(p, 0), first.get(p, 0))
-            out.extend(committed_at - stamps[p][o] / 1000 for o in range(lo, min(stop, len(stamps[p]))))
+            out.extend((stamps[p][o] / 1000, committed_at - stamps[p][o] / 1000)
+                       for o in range(lo, min(stop, len(stamps[p]))))
     return out
+
+
+def p95_by_minute(fresh: list[tuple[float, float]]) -> list[float]:
+    """The freshness p95 of the records of each minute of the run, counted from its first record's timestamp."""
+    if not fresh:
+        return []
+    start = min(stamp for stamp, _ in fresh)
+    minutes: dict[int, list[float]] = {}
+    for stamp, seconds in fresh:
+        minutes.setdefault(int((stamp - start) // 60), []).append(seconds)
+    return [round(percentile(minutes[m], 0.95), 2) for m in sorted(minutes)]
 
 
 def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path) -> dict[str, Any]:
@@ -106,7 +120,8 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
     client = connect(mongo_uri, "clickpulse-bench")
     try:
         log.info("warming up: job log %s", job_log)
-        produce([*traffic, "--rate", "200", "--count", "400", "--seed", "1"], work / "producer.log")
+        produce([*traffic, "--rate", str(ns.warm_up_rate), "--count", str(ns.warm_up_events), "--seed", "1"],
+                work / "producer.log")
         warm = end_offsets(bootstrap, topic)
         wait_until(lambda: caught_up(checkpoints, warm), ns.catch_up_timeout, "the warm-up to drain", job)
         log.info("running: %s events/s from %s users for %s s", ns.rate, ns.users, ns.duration)
@@ -139,7 +154,8 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
         total_s = time.monotonic() - started
         records = sum(final.values()) - sum(warm.values())
         stamps = kafka_timestamps(bootstrap, topic, final)
-        fresh = freshness(batches, stamps, warm)
+        fresh_by_record = freshness(batches, stamps, warm)
+        fresh = [seconds for _, seconds in fresh_by_record]
         db = client[database]
         metrics = [m for m in db[c.PIPELINE_METRICS].find({c.QUERY: c.AGGREGATES_QUERY})]
         run_batches = [m for m in metrics if m[c.INPUT_ROWS] > 0]
@@ -159,6 +175,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
             "benchmark": "pipeline_sustained_load",
             "rate_target": ns.rate, "users": ns.users, "pages": ns.pages, "duration_s": ns.duration,
             "trigger": ns.trigger, "partitions": ns.partitions, "job_args": ns.job_arg,
+            "warm_up_events": ns.warm_up_events, "warm_up_rate": ns.warm_up_rate,
             "records": records,
             "achieved_rate": summary["achieved_rate"],
             "processed_rate": round(records / total_s, 1),
@@ -172,6 +189,7 @@ def run_bench(ns: argparse.Namespace, bootstrap: str, mongo_uri: str, work: Path
                                  "batches": len(durations)},
             "freshness_s": {"p50": round(statistics.median(fresh), 2), "p95": round(percentile(fresh, 0.95), 2),
                             "max": round(max(fresh), 2), "records": len(fresh)},
+            "freshness_p95_by_minute_s": p95_by_minute(fresh_by_record),
             "aggregates_phases_ms_p50": phases,
             "aggregates_operators_p50": operators,
             "state_rows": last[c.STATE_ROWS],
@@ -198,6 +216,9 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=int, default=600, help="seconds of traffic (default %(default)s)")
     p.add_argument("--trigger", default="1s", help="the job's processing-time trigger (default %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="topic partitions (default %(default)s)")
+    p.add_argument("--warm-up-events", type=int, default=400,
+                   help="events the job drains before the run is measured (default %(default)s)")
+    p.add_argument("--warm-up-rate", type=int, default=200, help="their rate, events per second (default %(default)s)")
     p.add_argument("--catch-up-timeout", type=float, default=900, help="give up waiting after this many seconds")
     p.add_argument("--producer-arg", action="append", default=[], help="extra producer argument (repeatable)")
     add_stack_arguments(p)
