@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -318,10 +319,11 @@ def _start_folding(stop: threading.Event, db: Database, ops_per_command: int
     def loop() -> None:
         while True:
             try:
+                started = time.perf_counter()
                 done = fold(db, ops_per_command)
                 if done.documents:
-                    log.debug("folded %d journal documents into %d panes (%d values)", done.documents, done.panes,
-                              done.values)
+                    log.debug("folded %d journal documents into %d panes (%d values) in %d ms", done.documents,
+                              done.panes, done.values, (time.perf_counter() - started) * 1000)
             except Exception as e:  # an outage: the journal waits, and readers still read it
                 log.warning("folding the user-sessions journal failed, tried again in %s: %s", _human(FOLD_EVERY),
                             short_error(e))

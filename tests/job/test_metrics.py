@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pyspark.sql import functions as F
+
 from storage.client import mask_uri
-from streaming_job.metrics import describe, progress_document
+from streaming_job.metrics import ProgressRecorder, describe, progress_document
+from tests.job.jobrun import poll
 
 PROGRESS = {
     "id": "q-1", "runId": "r-1", "name": "aggregates", "timestamp": "2026-11-23T10:00:00.500Z", "batchId": 7,
@@ -67,3 +70,29 @@ def test_per_partition_counts_become_one_entry_per_partition_and_name_where_late
     assert doc["partitions"] == [{"partition": 0, "valid_rows": 600, "counted_rows": 600},
                                  {"partition": 2, "valid_rows": 390, "counted_rows": 375}]
     assert "duplicate or late rows by partition 2: 15" in describe(doc)
+
+
+def test_the_recorder_stores_each_batchs_progress_as_spark_reports_it(spark, tmp_path):
+    # Given a recorder listening to Spark, and a stream of two records whose batch observes how many it read
+    docs: list[dict] = []
+    recorder = ProgressRecorder(docs.append)
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "1.json").write_text('{"n": 1}\n{"n": 2}\n')
+    stream = (spark.readStream.schema("n INT").json(str(source))
+              .observe("aggregates", F.count(F.lit(1)).alias("valid_rows")))
+    spark.streams.addListener(recorder)
+    query = None
+    try:
+        query = (stream.writeStream.queryName("aggregates").format("noop")
+                 .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+        # When its first batch has run
+        query.processAllAvailable()
+        poll(lambda: any(d["batch_id"] == 0 for d in docs), 30, "the first batch's progress")
+    finally:
+        if query is not None:
+            query.stop()
+        spark.streams.removeListener(recorder)
+    # Then that batch's document says which query read how many rows, with the observed count
+    doc = next(d for d in docs if d["batch_id"] == 0)
+    assert (doc["query"], doc["input_rows"], doc["valid_rows"]) == ("aggregates", 2, 2)
