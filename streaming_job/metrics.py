@@ -251,6 +251,8 @@ class ProgressRecorder(StreamingQueryListener):
     @property
     def _jlistener(self) -> Any:
         """What `spark.streams.addListener` registers in the JVM: PySpark's bridge, passing a batch's progress as JSON."""
+        # PySpark reads this private property of its listeners; should a release stop doing so, its own bridge calls
+        # onQueryProgress instead, which stores the same documents, only more slowly.
         if not hasattr(self, "_bridge"):
             wrapper = getattr(SparkContext._jvm, "org.apache.spark.sql.streaming.PythonStreamingQueryListenerWrapper")
             self._bridge = wrapper(_ProgressAsJson(self))
@@ -288,7 +290,7 @@ class _ProgressAsJson(JStreamingQueryListener):
 
     PySpark builds a Python progress object field by field: dozens of calls into the JVM per batch, and for each
     observed metric a lookup of `PythonSQLUtils` that tries every imported package, each miss a search of every jar on
-    the class path. At 2,000 events/s that made Spark's streams listener thread 14% of the job's JVM time (Java Flight
+    the class path. At 2,000 events/s that made Spark's streams listener thread 13-14% of the job's JVM time (Java Flight
     Recorder, 180 s), on a machine whose two cores the tasks need. The recorder reads only the JSON: one call.
     """
 
