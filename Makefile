@@ -11,6 +11,8 @@ KAFKA_LIBS  := $(CACHE)/kafka-4.1.1/libs
 SPARK_JARS  := $(CACHE)/spark-jars
 FERRETDB    := $(CACHE)/bin/clickpulse-ferretdb
 COMPOSE_CHECK := $(CACHE)/bin/clickpulse-compose-check
+# The Kafka connector and what it needs, from stack/spark/pom.xml (a list with commas: $(call) would split it)
+SPARK_KAFKA_JARS := spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2
 MVN         := mvn -B -q -Dmaven.repo.local=$(abspath $(CACHE))/m2
 GOENV       := GOMODCACHE=$(abspath $(CACHE))/go-mod GOPATH=$(abspath $(CACHE))/go GOCACHE=$(abspath $(CACHE))/go-build GOFLAGS=-modcacherw
 export KAFKA_PORT ?= 9092
@@ -23,6 +25,10 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 PYTEST_ARGS ?=
 # Extra flags for `make job`, e.g. JOB_ARGS="--metrics prometheus --conf spark.sql.shuffle.partitions=4"
 JOB_ARGS ?=
+# Run a download up to three times: the package index sometimes cuts a large file short (pyspark's is 450 MB),
+# and pip's own resumes then ask the same server for the same missing bytes.
+retry = for try in 1 2 3; do $(1) && break; [ $$try -lt 3 ] || exit 1; \
+  echo "make: that step failed (try $$try of 3); trying it again in 20 s" >&2; sleep 20; done
 
 .PHONY: help setup venv jars ferretdb postgres compose-check browser stack-up stack-down stack-status test lint demo demo-down job producer report dist bench clean
 
@@ -37,30 +43,30 @@ postgres: ## Debian's PostgreSQL server, FerretDB's storage (skipped when mongod
 
 compose-check: $(COMPOSE_CHECK)
 $(COMPOSE_CHECK): tests/docker/composecheck/main.go tests/docker/composecheck/go.mod tests/docker/composecheck/go.sum
-	cd tests/docker/composecheck && $(GOENV) go build -o $(abspath $@) .
+	cd tests/docker/composecheck && $(call retry,$(GOENV) go build -o $(abspath $@) .)
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --upgrade pip
-	$(PY) -m pip install --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	$(call retry,$(PY) -m pip install --cache-dir $(CACHE)/pip -q --upgrade pip)
+	$(call retry,$(PY) -m pip install --cache-dir $(CACHE)/pip -q -r requirements-dev.txt)
 	# clickpulse itself, editable, with its console scripts (its dependencies are the pins just installed)
 	$(PY) -m pip install --cache-dir $(CACHE)/pip -q --no-deps --no-build-isolation -e .
 	touch $@
 
 jars: $(KAFKA_LIBS)/.installed $(SPARK_JARS)/.installed
 $(KAFKA_LIBS)/.installed: stack/kafka/pom.xml
-	$(MVN) -f stack/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	$(call retry,$(MVN) -f stack/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(KAFKA_LIBS)))
 	touch $@
 $(SPARK_JARS)/.installed: stack/spark/pom.xml
-	$(MVN) -f stack/spark/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(SPARK_JARS)) \
-	  -DincludeArtifactIds=spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2
+	$(call retry,$(MVN) -f stack/spark/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(SPARK_JARS)) \
+	  -DincludeArtifactIds=$(SPARK_KAFKA_JARS))
 	touch $@
 
 ferretdb: $(FERRETDB)
 $(FERRETDB): stack/ferretdb/main.go stack/ferretdb/go.mod stack/ferretdb/go.sum
 	@if command -v mongod >/dev/null; then echo "mongod found on PATH: FerretDB not needed"; mkdir -p $(dir $@); touch $@; \
-	else cd stack/ferretdb && $(GOENV) go build -o $(abspath $@) . ; fi
+	else cd stack/ferretdb && $(call retry,$(GOENV) go build -o $(abspath $@) .) ; fi
 
 browser: ## install Debian's headless Chromium for the browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
