@@ -4,7 +4,7 @@ Runs the very steps of the streaming query on a cached static frame of Kafka-sha
 those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
 
     .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
-                                  [--floor] [--planning] [--huge-methods split|compiled|interpreted]
+                                  [--floor] [--invalid] [--planning] [--huge-methods split|compiled|interpreted]
                                   [--gc parallel|g1]
 
 `--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
@@ -15,6 +15,8 @@ becomes of generated methods over HotSpot's 8,000 bytes: split by Spark at that 
 JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and
 Spark's defaults). `--planning` times what Spark does before every micro-batch of the aggregates query: optimizing and
 planning its plan (a stream per partition, 3 here), with the job's settings and with Spark's constraint propagation on.
+`--invalid` times the invalid-events query's steps over the same records: as the job runs them (valid events in the
+producer's own shape left out by one regex before validation) and validating every record, taking turns.
 `--gc` picks the JVM's garbage collector: Parallel (the job's default) or G1 (HotSpot's).
 """
 
@@ -34,7 +36,7 @@ from pyspark.sql import functions as F
 
 from clickpulse import events as ev
 from storage import contract as c
-from streaming_job.pipeline import aggregate_steps, aggregated_rows, parse_steps, run_steps
+from streaming_job.pipeline import aggregate_steps, aggregated_rows, invalid_steps, parse_steps, run_steps
 from streaming_job.session import (
     COMPILE_HUGE_METHODS,
     CONSTRAINT_PROPAGATION,
@@ -44,7 +46,7 @@ from streaming_job.session import (
     SESSION_DEFAULTS,
 )
 from streaming_job.settings import JobSettings
-from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, struct_of
+from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, invalid_events, struct_of
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
@@ -141,6 +143,18 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     return {name: median_seconds(plan, repeat) for name, plan in plans.items()}
 
 
+def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
+    """The invalid-events query's steps on the same (valid) records, as the job runs them (valid events in the
+    producer's shape left out by one regex) and validating every record, the two taking turns (medians)."""
+    plans = {"skip_plainly_valid": run_steps(records, [*invalid_steps(settings), invalid_events]),
+             "validate_all": run_steps(records, [*parse_steps(settings), invalid_events])}
+    seconds: dict[str, list[float]] = {name: [] for name in plans}
+    for _ in range(repeat):
+        for name, plan in plans.items():
+            seconds[name].extend(timed(plan, 1))
+    return {name: round(statistics.median(runs), 2) for name, runs in seconds.items()}
+
+
 def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, int]:
     """Median milliseconds to optimize and plan the aggregates query as Spark does before each micro-batch, with the
     job's settings and with constraint propagation on (Spark's default), the two taking turns.
@@ -174,6 +188,8 @@ def main() -> int:
     p.add_argument("--stages", action="store_true", help="also time each stage on its own")
     p.add_argument("--floor", action="store_true",
                    help="also time the least any plan for these aggregates does (no validation, dedup or sets)")
+    p.add_argument("--invalid", action="store_true",
+                   help="also time the invalid-events query's steps, as the job runs them and validating every record")
     p.add_argument("--planning", action="store_true",
                    help="also time the planning of one micro-batch of the aggregates query, with and without the job's "
                         "planner settings")
@@ -201,6 +217,7 @@ def main() -> int:
         median = statistics.median(seconds)
         stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
         floor = floor_seconds(records, settings, ns.repeat) if ns.floor else None
+        invalid = invalid_query_seconds(records, settings, ns.repeat) if ns.invalid else None
         planning = planning_ms(spark, records, settings, max(ns.repeat, 10)) if ns.planning else None
         print(json.dumps({
             "benchmark": "job_hot_path_static", "events": ns.events, "users": ns.users, "pages": ns.pages,
@@ -210,6 +227,7 @@ def main() -> int:
             "gc": ns.gc,
             **({"stages_median_seconds": stages} if stages else {}),
             **({"floor_median_seconds": floor} if floor else {}),
+            **({"invalid_query_median_seconds": invalid} if invalid else {}),
             **({"planning_median_ms": planning} if planning else {}),
         }))
     finally:

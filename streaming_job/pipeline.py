@@ -2,7 +2,8 @@
 
 - `aggregates`: valid events -> watermark -> dedup -> window and pane rows -> one exact aggregation (update mode)
   -> bucket `$set`s into active_users, page_views and user_sessions.
-- `invalid_events`: invalid events -> upserts into invalid_events (stateless).
+- `invalid_events`: records not known valid by their shape -> validated -> invalid events -> upserts into
+  invalid_events (stateless).
 
 Both read the same topic with Spark's Kafka source; each keeps its own checkpoint directory. The aggregates query
 reads each partition as a stream of its own, each with its own watermark (see streaming_job/partitions.py).
@@ -27,7 +28,7 @@ from storage.sink import MongoTarget, partition_writer
 from streaming_job import partitions as kp
 from streaming_job.documents import aggregate_documents, document_column, invalid_documents
 from streaming_job.settings import JobSettings
-from streaming_job.validation import REASON, decode_kafka, invalid_events, valid_events, validate
+from streaming_job.validation import REASON, decode_kafka, invalid_events, skip_plainly_valid, valid_events, validate
 from streaming_job.windows import (
     aggregate,
     deduplicate,
@@ -48,6 +49,16 @@ def run_steps(df: DataFrame, steps: Sequence[Step]) -> DataFrame:
 def parse_steps(s: JobSettings) -> list[Step]:
     """Kafka records -> validated rows (valid and invalid, with reasons)."""
     return [decode_kafka, validate(s.event_types, s.max_event_bytes, s.max_future)]
+
+
+def invalid_steps(s: JobSettings) -> list[Step]:
+    """Kafka records -> validated rows, all invalid but for valid events of a shape the producer does not write.
+
+    Valid events in the producer's own shape are known valid by one regex (`skip_plainly_valid`): left out before
+    validation, they are not parsed a second time for a query that keeps only the invalid ones.
+    """
+    decode, check = parse_steps(s)
+    return [decode, skip_plainly_valid(s.event_types, s.max_event_bytes, s.max_future), check]
 
 
 def event_steps(s: JobSettings) -> list[Step]:
@@ -212,7 +223,7 @@ def start_queries(spark: SparkSession, s: JobSettings, target: MongoTarget,
     aggregated = aggregated_rows(s, read_streams(spark, s, groups), [p for g in groups for p in g] if len(groups) > 1 else ())
     log.info("aggregates query reads %d stream(s): %s", len(groups), "; ".join(
         f"partition{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}" for g in groups))
-    parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), parse_steps(s))
+    parsed = run_steps(read_kafka(spark, s, max_offsets=s.max_offsets_per_trigger), invalid_steps(s))
     invalid = run_steps(
         parsed.observe(c.INVALID_EVENTS_QUERY, F.count(F.col(REASON)).alias(c.INVALID_ROWS)), [invalid_events]
     )
