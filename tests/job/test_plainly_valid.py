@@ -36,10 +36,9 @@ def plain_event(**changes: object) -> bytes:
     return json.dumps({k: v for k, v in doc.items() if v is not ...}, separators=(",", ":")).encode()
 
 
-def judged(spark, values: list[bytes | None], kafka_ts: list[datetime] | None = None, max_bytes: int = 64 * 1024):
+def judged(spark, values: list[bytes | None], max_bytes: int = 64 * 1024):
     """Each record's `plainly_valid` and `validate`'s reason, in offset order."""
-    rows = [("clicks", 0, i, kafka_ts[i] if kafka_ts else KAFKA_TS, None if v is None else bytearray(v))
-            for i, v in enumerate(values)]
+    rows = [("clicks", 0, i, KAFKA_TS, None if v is None else bytearray(v)) for i, v in enumerate(values)]
     df = spark.createDataFrame(rows, KAFKA_SCHEMA)
     steps = [decode_kafka, lambda d: d.withColumn(PLAIN, plainly_valid(ev.EVENT_TYPES, max_bytes, MAX_FUTURE)),
              validate(ev.EVENT_TYPES, max_bytes, MAX_FUTURE)]
