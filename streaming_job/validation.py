@@ -59,6 +59,8 @@ EVENT_TIME = "event_time"
 DEDUP_KEY = "dedup_key"
 _DOC = "_doc"
 _TEXTS = "_texts"
+_PLAIN = "_plain"
+_PARTS = "_parts"
 
 # Cast to these types, a value gives non-NULL exactly when it is an object, or an array; the cast reads only its
 # first level (an object's field `_`, an array's elements, each cast to a boolean or NULL).
@@ -171,7 +173,8 @@ def _ahead_of_kafka(ts_us: Column, max_future: timedelta) -> Column:
     return ts_us > F.unix_micros(F.col(c.KAFKA_TIMESTAMP)) + F.lit(max_future // timedelta(microseconds=1))
 
 
-def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timedelta) -> Callable[[DataFrame], DataFrame]:
+def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timedelta,
+             known_shape: bool = True) -> Callable[[DataFrame], DataFrame]:
     """Add `reason` (NULL for a valid event), `detail`, and the parsed event columns.
 
     The clock for `future_timestamp` is the Kafka record's timestamp (when the event reached Kafka),
@@ -180,16 +183,21 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
 
     Built in stages of plain columns (parse, then each field's JSON type and text once, then the
     checks, then the reason, then its detail) so that no expression is evaluated twice per record.
+
+    A record `plainly_valid` knows is valid is not parsed: its fields are read from between its quotes, and it gets no
+    reason (`known_shape=False` parses every record, for tests to compare with).
     """
     types = list(event_types)
     time_range = f"after {EARLIEST_EVENT_TIME:%Y-%m-%dT%H:%M:%SZ} and before {LATEST_EVENT_TIME:%Y-%m-%dT%H:%M:%SZ}"
 
     def step(df: DataFrame) -> DataFrame:
-        doc = F.col(_DOC)
-        parsed = df.select(
+        doc, plain = F.col(_DOC), F.col(_PLAIN)
+        known = plainly_valid(event_types, max_event_bytes, max_future) if known_shape else F.lit(False)
+        parsed = df.select("*", known.alias(_PLAIN)).select(
             "*",
-            F.when(F.col(RAW_BYTES) <= max_event_bytes, F.try_parse_json(F.col(RAW))).alias(_DOC),
-            F.coalesce(F.is_valid_utf8(F.col(RAW)), F.lit(False)).alias("_utf8"),
+            F.when(plain, F.split(F.col(RAW), '"')).alias(_PARTS),
+            F.when(~plain & (F.col(RAW_BYTES) <= max_event_bytes), F.try_parse_json(F.col(RAW))).alias(_DOC),
+            (plain | F.coalesce(F.is_valid_utf8(F.col(RAW)), F.lit(False))).alias("_utf8"),
         )
         probes = parsed.select("*", _probe(doc, TYPED_FIELDS, _AN_OBJECT).alias("_objects"),
                                _probe(doc, TYPED_FIELDS, _AN_ARRAY).alias("_arrays"))
@@ -199,15 +207,16 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
             _kind(objects, F.try_variant_get(doc, "$", _AN_ARRAY), doc).alias("_t_doc"),
             *[_kind(objects[f], arrays[f], F.try_variant_get(doc, f"$.{f}", "variant")).alias(_kind_col(f))
               for f in TYPED_FIELDS],
-            _texts(objects, arrays).alias(_TEXTS),
+            F.when(~plain, _texts(objects, arrays)).alias(_TEXTS),
         ).drop("_objects", "_arrays")
         fields = kinds.select(
             "*",
             F.when(doc.isNotNull(), trailing_text(F.col(RAW), F.col("_t_doc"))).alias("_trailing"),
-            *[F.when(F.col(_kind_col(f)) == "STRING",
-                     F.coalesce(F.col(_TEXTS)[f], F.try_variant_get(doc, f"$.{f}", "string"))).alias(_text_col(f))
+            *[F.when(plain, _plain_text(F.col(_PARTS), f))
+              .when(F.col(_kind_col(f)) == "STRING",
+                    F.coalesce(F.col(_TEXTS)[f], F.try_variant_get(doc, f"$.{f}", "string"))).alias(_text_col(f))
               for f in TYPED_FIELDS],
-        ).drop(_DOC, _TEXTS)
+        ).drop(_DOC, _TEXTS, _PARTS)
 
         def kind(f: str) -> Column:
             return F.col(_kind_col(f))
@@ -279,7 +288,7 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
         reason = F.lit(None).cast("string")
         for name, failed, _ in reversed(checks):  # the first failing check wins
             reason = F.when(failed, F.lit(name)).otherwise(reason)
-        with_reason = checked.withColumn(REASON, reason)
+        with_reason = checked.withColumn(REASON, F.when(~plain, reason))
         detail = F.lit(None).cast("string")
         for name, _, why in checks:
             detail = F.when(F.col(REASON) == name, why).otherwise(detail)
@@ -313,6 +322,10 @@ def _plain_string(least: int) -> str:
     return f'"{_PLAIN_CHAR}{{{least},{MAX_STORED_BYTES}}}"'
 
 
+# The fields of an event in the order the producer writes them; `event_id` may be left out.
+PLAIN_ORDER = (ev.EVENT_ID, ev.TIMESTAMP, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL)
+
+
 def plain_shape(event_types: Sequence[str]) -> str:
     """Regex (Java's) of an event as the producer writes it: one JSON object of plain strings (see `_PLAIN_CHAR`), no
     whitespace, its fields in the producer's order and nothing else; group 1 is its timestamp.
@@ -324,9 +337,10 @@ def plain_shape(event_types: Sequence[str]) -> str:
     plain_types = [t for t in event_types if re.fullmatch(f"{_PLAIN_CHAR}{{1,{MAX_STORED_BYTES}}}", t)]
     # Every character but a letter or digit escaped: a backslash before any other character is that character in Java.
     types = "|".join("".join(ch if ch.isalnum() else "\\" + ch for ch in t) for t in plain_types) or "(?!)"
-    return (rf'^\{{(?:"{ev.EVENT_ID}":{_plain_string(0)},)?"{ev.TIMESTAMP}":"({_PLAIN_TIMESTAMP})",'
-            rf'"{ev.USER_ID}":{_plain_string(1)},"{ev.SESSION_ID}":{_plain_string(1)},"{ev.EVENT_TYPE}":"(?:{types})",'
-            rf'"{ev.PAGE_URL}":{_plain_string(1)}\}}\z')
+    values = {ev.EVENT_ID: _plain_string(0), ev.TIMESTAMP: f'"({_PLAIN_TIMESTAMP})"', ev.EVENT_TYPE: f'"(?:{types})"'}
+    first, *rest = PLAIN_ORDER
+    fields = ",".join(f'"{f}":{values.get(f, _plain_string(1))}' for f in rest)
+    return rf'^\{{(?:"{first}":{values[first]},)?{fields}\}}\z'
 
 
 def plainly_valid(event_types: Sequence[str], max_event_bytes: int, max_future: timedelta) -> Column:
@@ -342,6 +356,13 @@ def plainly_valid(event_types: Sequence[str], max_event_bytes: int, max_future: 
     ts_us = F.unix_micros(F.when(ts_text != "", ts_text).try_cast("timestamp"))
     within = (F.col(RAW_BYTES) <= max_event_bytes) & ~_out_of_range(ts_us) & ~_ahead_of_kafka(ts_us, max_future)
     return F.coalesce(within, F.lit(False))
+
+
+def _plain_text(parts: Column, field: str) -> Column:
+    """`field` of a plainly valid record split at its quotes (`"`): the value of the n-th field of PLAIN_ORDER is part
+    3 + 4n, 4 fewer without an event_id (NULL for it then)."""
+    shift = F.when(F.size(parts) == 4 * len(PLAIN_ORDER) + 1, F.lit(0)).otherwise(F.lit(4))
+    return F.get(parts, F.lit(3 + 4 * PLAIN_ORDER.index(field)) - shift)
 
 
 def skip_plainly_valid(event_types: Sequence[str], max_event_bytes: int,

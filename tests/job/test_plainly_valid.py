@@ -1,7 +1,8 @@
-"""The invalid-events query's shortcut: a record in the producer's own shape is known valid without being parsed.
+"""Validation's shortcut: a record in the producer's own shape is known valid without being parsed.
 
-`plainly_valid` may say False of a valid event (validation then decides), never True of an invalid one: the
-invalid-events query leaves out what it calls valid, so one such mistake would lose an invalid record.
+`plainly_valid` may say False of a valid event (validation then parses it), never True of an invalid one: the
+invalid-events query leaves out what it calls valid, so one such mistake would lose an invalid record, and the
+aggregates would count it. What validation reads from such a record is what parsing it gives.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pyspark.sql import functions as F
 from clickpulse import events as ev
 from producer.generator import generate
 from producer.settings import ProducerSettings
-from streaming_job.pipeline import invalid_steps, parse_steps, run_steps
+from streaming_job.pipeline import invalid_steps, run_steps
 from streaming_job.settings import JobSettings
 from streaming_job.validation import decode_kafka, invalid_events, plainly_valid, validate
 
@@ -36,12 +37,16 @@ def plain_event(**changes: object) -> bytes:
     return json.dumps({k: v for k, v in doc.items() if v is not ...}, separators=(",", ":")).encode()
 
 
-def judged(spark, values: list[bytes | None], max_bytes: int = 64 * 1024):
-    """Each record's `plainly_valid` and `validate`'s reason, in offset order."""
+def kafka_frame(spark, values: list[bytes | None]):
     rows = [("clicks", 0, i, KAFKA_TS, None if v is None else bytearray(v)) for i, v in enumerate(values)]
-    df = spark.createDataFrame(rows, KAFKA_SCHEMA)
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def judged(spark, values: list[bytes | None], max_bytes: int = 64 * 1024):
+    """Each record's `plainly_valid` and the reason validation gives it when it parses every record, in offset order."""
     steps = [decode_kafka, lambda d: d.withColumn(PLAIN, plainly_valid(ev.EVENT_TYPES, max_bytes, MAX_FUTURE)),
-             validate(ev.EVENT_TYPES, max_bytes, MAX_FUTURE)]
+             validate(ev.EVENT_TYPES, max_bytes, MAX_FUTURE, known_shape=False)]
+    df = kafka_frame(spark, values)
     return [(r[PLAIN], r.reason) for r in run_steps(df, steps).orderBy("offset").select(PLAIN, "reason").collect()]
 
 
@@ -107,18 +112,26 @@ def test_a_valid_event_in_another_shape_is_left_to_validation(spark):
     assert judged(spark, values) == [(False, None)] * 4
 
 
-def test_random_edits_of_a_producer_event_are_plainly_valid_only_when_they_are_valid(spark):
-    # Given 3,000 copies of a producer event, each with a character replaced, inserted or removed at random (fixed seed)
-    rng = random.Random(7)
-    base = plain_event().decode()
+def random_edits(n: int, seed: int = 7) -> list[bytes]:
+    """`n` copies of a producer event (with and without an event_id), each with a character replaced, inserted or
+    removed at random."""
+    rng = random.Random(seed)
+    bases = [plain_event().decode(), plain_event(event_id=..., event_type="click").decode()]
     alphabet = '"\\{}[]:,. -_0123456789TZ+eaxz\x00\x7f\u00e9\n'
     values = []
-    for _ in range(3000):
+    for _ in range(n):
+        base = rng.choice(bases)
         i = rng.randrange(len(base))
         op = rng.choice(("replace", "insert", "remove"))
         text = (base[:i] + rng.choice(alphabet) + base[i + (op == "replace"):] if op != "remove"
                 else base[:i] + base[i + 1:])
         values.append(text.encode())
+    return values
+
+
+def test_random_edits_of_a_producer_event_are_plainly_valid_only_when_they_are_valid(spark):
+    # Given 3,000 random edits of producer events (fixed seed)
+    values = random_edits(3000)
     # When judged, Then no edit that validation rejects is plainly valid, while many valid edits are
     results = judged(spark, values)
     assert [values[i] for i, (plain, reason) in enumerate(results) if plain and reason is not None] == []
@@ -150,7 +163,22 @@ def test_the_invalid_events_query_stores_what_it_would_without_the_shortcut(spar
     records = producer_records(spark, invalid_ratio=0.3, late_ratio=0.05, duplicate_ratio=0.05)
     # When the invalid-events query's steps run, and validation alone on every record
     stored = run_steps(records, [*invalid_steps(SETTINGS), invalid_events])
-    expected = run_steps(records, [*parse_steps(SETTINGS), invalid_events])
+    expected = run_steps(records, [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE,
+                                                          known_shape=False), invalid_events])
     # Then the same invalid events come out, document for document
     assert expected.count() > 400
     assert_df_equality(stored, expected, ignore_row_order=True)
+
+
+def test_validation_reads_a_plainly_valid_event_as_parsing_it_would(spark):
+    # Given the producer's traffic with a third of it invalid, and 3,000 random edits of its events
+    records = producer_records(spark, invalid_ratio=0.3, late_ratio=0.05, duplicate_ratio=0.05).union(
+        kafka_frame(spark, random_edits(3000, seed=8)))
+    plain = run_steps(records, [decode_kafka]).where(plainly_valid(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE))
+    assert plain.where(~F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200  # both of the shortcut's shapes
+    assert plain.where(F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200
+    # When validated with the shortcut, and parsing every record
+    steps = [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE)]
+    parsed = [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE, known_shape=False)]
+    # Then every record gets the same reason, detail, event time, fields and dedup key
+    assert_df_equality(run_steps(records, steps), run_steps(records, parsed), ignore_row_order=True)
