@@ -48,7 +48,7 @@ from streaming_job.session import (
     SESSION_DEFAULTS,
 )
 from streaming_job.settings import JobSettings
-from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, decode_kafka, invalid_events, struct_of, validate
+from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, invalid_events, struct_of
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
@@ -113,20 +113,14 @@ def median_seconds(df, repeat: int) -> float:
     return round(statistics.median(timed(df, repeat)), 2)
 
 
-def parse_every_record(settings: JobSettings) -> list:
-    """Parsing and validating every record, those in the producer's own shape too (the job reads their fields without
-    parsing them): what the job's shortcut saves is measured against this."""
-    return [decode_kafka, validate(settings.event_types, settings.max_event_bytes, settings.max_future,
-                                   known_shape=False)]
-
-
 def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
     """Each stage of the hot path timed alone, on the cached output of the stages before it; and parsing and validating
-    every record (`parse_every_record`), on the records."""
+    every record, the producer's shape too (what the job's shortcut saves), on the records."""
     aggregate = aggregate_steps(settings)  # ... dedup, then the window rows, then the aggregation
     stages = {"parse_validate": parse_steps(settings), "dedup": aggregate[:-2], "window_rows": aggregate[-2:-1],
               "aggregate": aggregate[-1:]}
-    out, df = {"parse_validate_every_record": median_seconds(run_steps(records, parse_every_record(settings)), repeat)}, records
+    every_record = run_steps(records, parse_steps(settings, known_shape=False))
+    out, df = {"parse_validate_every_record": median_seconds(every_record, repeat)}, records
     for name, steps in stages.items():
         if name == "aggregate":
             out["aggregate_by_kind"] = {
@@ -157,7 +151,7 @@ def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[s
     """The invalid-events query's steps on the same (valid) records, as the job runs them (valid events in the
     producer's shape left out by one regex) and validating every record, the two taking turns (medians)."""
     plans = {"skip_plainly_valid": run_steps(records, [*invalid_steps(settings), invalid_events]),
-             "validate_all": run_steps(records, [*parse_every_record(settings), invalid_events])}
+             "validate_all": run_steps(records, [*parse_steps(settings, known_shape=False), invalid_events])}
     seconds: dict[str, list[float]] = {name: [] for name in plans}
     for _ in range(repeat):
         for name, plan in plans.items():

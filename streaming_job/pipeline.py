@@ -46,9 +46,10 @@ def run_steps(df: DataFrame, steps: Sequence[Step]) -> DataFrame:
     return reduce(DataFrame.transform, steps, df)
 
 
-def parse_steps(s: JobSettings) -> list[Step]:
-    """Kafka records -> validated rows (valid and invalid, with reasons)."""
-    return [decode_kafka, validate(s.event_types, s.max_event_bytes, s.max_future)]
+def parse_steps(s: JobSettings, known_shape: bool = True) -> list[Step]:
+    """Kafka records -> validated rows (valid and invalid, with reasons); `known_shape=False` parses every record, the
+    producer's shape too (see `validate`)."""
+    return [decode_kafka, validate(s.event_types, s.max_event_bytes, s.max_future, known_shape)]
 
 
 def invalid_steps(s: JobSettings) -> list[Step]:
@@ -58,8 +59,8 @@ def invalid_steps(s: JobSettings) -> list[Step]:
     validation, for a query that keeps only the invalid ones. Validation then looks no more for that shape in what is
     left, none of which has it.
     """
-    return [decode_kafka, skip_plainly_valid(s.event_types, s.max_event_bytes, s.max_future),
-            validate(s.event_types, s.max_event_bytes, s.max_future, known_shape=False)]
+    decode, check = parse_steps(s, known_shape=False)
+    return [decode, skip_plainly_valid(s.event_types, s.max_event_bytes, s.max_future), check]
 
 
 def event_steps(s: JobSettings) -> list[Step]:

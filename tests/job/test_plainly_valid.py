@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from clickpulse import events as ev
 from producer.generator import generate
 from producer.settings import ProducerSettings
-from streaming_job.pipeline import invalid_steps, run_steps
+from streaming_job.pipeline import invalid_steps, parse_steps, run_steps
 from streaming_job.settings import JobSettings
 from streaming_job.validation import decode_kafka, invalid_events, plainly_valid, validate
 
@@ -163,8 +163,7 @@ def test_the_invalid_events_query_stores_what_it_would_without_the_shortcut(spar
     records = producer_records(spark, invalid_ratio=0.3, late_ratio=0.05, duplicate_ratio=0.05)
     # When the invalid-events query's steps run, and validation alone on every record
     stored = run_steps(records, [*invalid_steps(SETTINGS), invalid_events])
-    expected = run_steps(records, [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE,
-                                                          known_shape=False), invalid_events])
+    expected = run_steps(records, [*parse_steps(SETTINGS, known_shape=False), invalid_events])
     # Then the same invalid events come out, document for document
     assert expected.count() > 400
     assert_df_equality(stored, expected, ignore_row_order=True)
@@ -178,7 +177,6 @@ def test_validation_reads_a_plainly_valid_event_as_parsing_it_would(spark):
     assert plain.where(~F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200  # both of the shortcut's shapes
     assert plain.where(F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200
     # When validated with the shortcut, and parsing every record
-    steps = [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE)]
-    parsed = [decode_kafka, validate(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE, known_shape=False)]
+    shortcut, parsed = run_steps(records, parse_steps(SETTINGS)), run_steps(records, parse_steps(SETTINGS, known_shape=False))
     # Then every record gets the same reason, detail, event time, fields and dedup key
-    assert_df_equality(run_steps(records, steps), run_steps(records, parsed), ignore_row_order=True)
+    assert_df_equality(shortcut, parsed, ignore_row_order=True)
