@@ -322,25 +322,35 @@ def _plain_string(least: int) -> str:
     return f'"{_PLAIN_CHAR}{{{least},{MAX_STORED_BYTES}}}"'
 
 
-# The fields of an event in the order the producer writes them; `event_id` may be left out.
+# The fields of an event in the order the producer writes them; `event_id` may be left out, and so may `page_url` from
+# an event of a type that needs none.
 PLAIN_ORDER = (ev.EVENT_ID, ev.TIMESTAMP, ev.USER_ID, ev.SESSION_ID, ev.EVENT_TYPE, ev.PAGE_URL)
+
+
+def _one_of(texts: Sequence[str]) -> str:
+    """Regex (Java's) matching exactly one of `texts` (nothing when there is none)."""
+    # Every character but a letter or digit escaped: a backslash before any other character is that character in Java.
+    return "|".join("".join(ch if ch.isalnum() else "\\" + ch for ch in t) for t in texts) or "(?!)"
 
 
 def plain_shape(event_types: Sequence[str]) -> str:
     """Regex (Java's) of an event as the producer writes it: one JSON object of plain strings (see `_PLAIN_CHAR`), no
-    whitespace, its fields in the producer's order and nothing else; group 1 is its timestamp.
+    whitespace, its fields in the producer's order and nothing else; group 1 is its timestamp. `event_id` may be left
+    out, and `page_url` too where the event type needs none (every type but a page view).
 
     A record of this shape is valid JSON, an object with nothing after it, and each field the job stores is a string
     that is present, storable and at most MAX_STORED_BYTES long, its event type one of `event_types`: every check
     `validate` makes but size and time.
     """
     plain_types = [t for t in event_types if re.fullmatch(f"{_PLAIN_CHAR}{{1,{MAX_STORED_BYTES}}}", t)]
-    # Every character but a letter or digit escaped: a backslash before any other character is that character in Java.
-    types = "|".join("".join(ch if ch.isalnum() else "\\" + ch for ch in t) for t in plain_types) or "(?!)"
-    values = {ev.EVENT_ID: _plain_string(0), ev.TIMESTAMP: f'"({_PLAIN_TIMESTAMP})"', ev.EVENT_TYPE: f'"(?:{types})"'}
-    first, *rest = PLAIN_ORDER
+    with_page = [t for t in plain_types if t == ev.PAGE_VIEW]
+    page = f'"{ev.PAGE_URL}":{_plain_string(1)}'
+    values = {ev.EVENT_ID: _plain_string(0), ev.TIMESTAMP: f'"({_PLAIN_TIMESTAMP})"'}
+    first, *rest = PLAIN_ORDER[:-2]  # the event type and its page follow
     fields = ",".join(f'"{f}":{values.get(f, _plain_string(1))}' for f in rest)
-    return rf'^\{{(?:"{first}":{values[first]},)?{fields}\}}\z'
+    typed = (f'"{ev.EVENT_TYPE}":(?:"(?:{_one_of(with_page)})",{page}'
+             f'|"(?:{_one_of([t for t in plain_types if t not in with_page])})"(?:,{page})?)')
+    return rf'^\{{(?:"{first}":{values[first]},)?{fields},{typed}\}}\z'
 
 
 def plainly_valid(event_types: Sequence[str], max_event_bytes: int, max_future: timedelta) -> Column:
@@ -360,8 +370,8 @@ def plainly_valid(event_types: Sequence[str], max_event_bytes: int, max_future: 
 
 def _plain_text(parts: Column, field: str) -> Column:
     """`field` of a plainly valid record split at its quotes (`"`): the value of the n-th field of PLAIN_ORDER is part
-    3 + 4n, 4 fewer without an event_id (NULL for it then)."""
-    shift = F.when(F.size(parts) == 4 * len(PLAIN_ORDER) + 1, F.lit(0)).otherwise(F.lit(4))
+    3 + 4n, 4 fewer without an event_id (NULL for it then); an event without a page_url has no such part (NULL)."""
+    shift = F.when(F.get(parts, 1) == F.lit(ev.EVENT_ID), F.lit(0)).otherwise(F.lit(4))
     return F.get(parts, F.lit(3 + 4 * PLAIN_ORDER.index(field)) - shift)
 
 

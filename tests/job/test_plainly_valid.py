@@ -60,9 +60,11 @@ def judged(spark, values: list[bytes | None], max_bytes: int = 64 * 1024):
         plain_event(timestamp="1970-01-01T00:00:01Z"),
         plain_event(event_id="", user_id="u" * 2048, session_id="s" * 2048, page_url="/" + "p" * 2047),
         plain_event(user_id="a b{c}d[e]f~!#'<>"),
+        plain_event(event_type="click", page_url=...),
+        plain_event(event_id=..., event_type="search", page_url=...),
     ],
     ids=["page_view", "click_without_event_id", "five_minutes_ahead", "microseconds", "a_second_after_the_epoch",
-         "fields_at_2048_bytes", "punctuation"],
+         "fields_at_2048_bytes", "punctuation", "click_without_page", "search_without_event_id_or_page"],
 )
 def test_a_valid_event_in_the_producers_shape_is_plainly_valid(spark, value):
     # Given a valid event written as the producer writes it, When judged, Then it is known valid without parsing
@@ -85,13 +87,16 @@ def test_a_valid_event_in_the_producers_shape_is_plainly_valid(spark, value):
         plain_event(user_id="u" * 2049),
         plain_event(event_id="e" * 2049),
         plain_event(page_url="/" + "p" * 2048),
+        plain_event(page_url=...),
+        plain_event(event_id=..., page_url=...),
         plain_event(session_id="s\x00"),
         plain_event() + b"{}",
         plain_event() + b" x",
     ],
     ids=["a_millisecond_too_far_ahead", "february_30", "hour_24", "the_epoch", "before_the_epoch", "year_9999",
          "unknown_type", "type_in_other_case", "type_with_a_space", "empty_user", "user_over_2048_bytes",
-         "event_id_over_2048_bytes", "page_over_2048_bytes", "nul_character", "a_second_object", "trailing_text"],
+         "event_id_over_2048_bytes", "page_over_2048_bytes", "page_view_without_page",
+         "page_view_without_event_id_or_page", "nul_character", "a_second_object", "trailing_text"],
 )
 def test_an_invalid_record_in_the_producers_shape_is_not_plainly_valid(spark, value):
     # Given a record that looks like the producer's but fails a check, When judged, Then validation has the last word
@@ -105,18 +110,21 @@ def test_an_event_over_the_size_limit_is_not_plainly_valid(spark):
 
 
 def test_a_valid_event_in_another_shape_is_left_to_validation(spark):
-    # Given valid events with spaces, another field order, an escape and an extra field
+    # Given valid events with spaces, another field order, an escape, an extra field and a click on an empty page
     values = [json.dumps(json.loads(plain_event())).encode(), plain_event(event_id=..., page_url=...)[:-1] +
-              b',"page_url":"/a","event_id":"e"}', plain_event(user_id='usr_\\"1'), plain_event()[:-1] + b',"x":1}']
+              b',"page_url":"/a","event_id":"e"}', plain_event(user_id='usr_\\"1'), plain_event()[:-1] + b',"x":1}',
+              plain_event(event_type="click", page_url="")]
     # When judged, Then none is plainly valid and all are valid
-    assert judged(spark, values) == [(False, None)] * 4
+    assert judged(spark, values) == [(False, None)] * 5
 
 
 def random_edits(n: int, seed: int = 7) -> list[bytes]:
-    """`n` copies of a producer event (with and without an event_id), each with a character replaced, inserted or
-    removed at random."""
+    """`n` copies of a producer event (with and without an event_id, and of a type that needs no page, with and
+    without a page_url), each with a character replaced, inserted or removed at random."""
     rng = random.Random(seed)
-    bases = [plain_event().decode(), plain_event(event_id=..., event_type="click").decode()]
+    bases = [plain_event().decode(), plain_event(event_id=..., event_type="click").decode(),
+             plain_event(event_type="click", page_url=...).decode(),
+             plain_event(event_id=..., event_type="login", page_url=...).decode()]
     alphabet = '"\\{}[]:,. -_0123456789TZ+eaxz\x00\x7f\u00e9\n'
     values = []
     for _ in range(n):
@@ -170,12 +178,13 @@ def test_the_invalid_events_query_stores_what_it_would_without_the_shortcut(spar
 
 
 def test_validation_reads_a_plainly_valid_event_as_parsing_it_would(spark):
-    # Given the producer's traffic with a third of it invalid, and 3,000 random edits of its events
+    # Given the producer's traffic with a third of it invalid, and 4,000 random edits of its events
     records = producer_records(spark, invalid_ratio=0.3, late_ratio=0.05, duplicate_ratio=0.05).union(
-        kafka_frame(spark, random_edits(3000, seed=8)))
+        kafka_frame(spark, random_edits(4000, seed=8)))
     plain = run_steps(records, [decode_kafka]).where(plainly_valid(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE))
     assert plain.where(~F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200  # both of the shortcut's shapes
     assert plain.where(F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200
+    assert plain.where(~F.contains("raw", F.lit(f'"{ev.PAGE_URL}"'))).count() > 200
     # When validated with the shortcut, and parsing every record
     shortcut, parsed = run_steps(records, parse_steps(SETTINGS)), run_steps(records, parse_steps(SETTINGS, known_shape=False))
     # Then every record gets the same reason, detail, event time, fields and dedup key
