@@ -83,6 +83,8 @@ def decode_kafka(df: DataFrame) -> DataFrame:
 
 # Fields whose JSON type is checked; the first four are always required, page_url only for page views.
 TYPED_FIELDS = (*ev.REQUIRED_FIELDS, ev.PAGE_URL, ev.EVENT_ID)
+# The event types that must have a page_url (the events contract's rule, read once for validation and its shortcut).
+_NEED_A_PAGE = tuple(t for t, fields in ev.REQUIRED_FOR_TYPE.items() if ev.PAGE_URL in fields)
 
 
 def _kind_col(field: str) -> str:
@@ -232,7 +234,7 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
 
         required = list(ev.REQUIRED_FIELDS)
         missing_names = [*required, ev.PAGE_URL]
-        needs_page = text(ev.EVENT_TYPE) == ev.PAGE_VIEW
+        needs_page = text(ev.EVENT_TYPE).isin(*_NEED_A_PAGE)
         ts_text = text(ev.TIMESTAMP)
         nul_in = [F.contains(text(f), _nul()) for f in STORED_FIELDS]
         too_long = [F.octet_length(text(f)) > MAX_STORED_BYTES for f in STORED_FIELDS]
@@ -349,7 +351,7 @@ def plain_shape(event_types: Sequence[str]) -> str:
     `validate` makes but size and time.
     """
     plain_types = [t for t in event_types if re.fullmatch(f"{_PLAIN_CHAR}{{1,{MAX_STORED_BYTES}}}", t)]
-    with_page = [t for t in plain_types if t == ev.PAGE_VIEW]
+    with_page = [t for t in plain_types if t in _NEED_A_PAGE]
     page = f'"{ev.PAGE_URL}":{_plain_string(1)}'
     values = {ev.EVENT_ID: _plain_string(0), ev.TIMESTAMP: f'"({_PLAIN_TIMESTAMP})"'}
     first, *rest = PLAIN_ORDER[:-2]  # the event type and its page follow

@@ -182,7 +182,7 @@ def test_validation_reads_a_plainly_valid_event_as_parsing_it_would(spark):
     records = producer_records(spark, invalid_ratio=0.3, late_ratio=0.05, duplicate_ratio=0.05).union(
         kafka_frame(spark, random_edits(4000, seed=8)))
     plain = run_steps(records, [decode_kafka]).where(plainly_valid(ev.EVENT_TYPES, ev.MAX_EVENT_BYTES, MAX_FUTURE))
-    assert plain.where(~F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200  # both of the shortcut's shapes
+    assert plain.where(~F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200  # each of the shortcut's shapes
     assert plain.where(F.contains("raw", F.lit(f'"{ev.EVENT_ID}"'))).count() > 200
     assert plain.where(~F.contains("raw", F.lit(f'"{ev.PAGE_URL}"'))).count() > 200
     # When validated with the shortcut, and parsing every record
