@@ -16,7 +16,8 @@ sets). `--huge-methods` says what becomes of generated methods over HotSpot's 8,
 (the job's default), compiled by the JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to
 HotSpot's interpreter (HotSpot's and Spark's defaults). `--planning` times what Spark does before every micro-batch of
 the aggregates query: optimizing and planning its plan (a stream per partition, 3 here), with the job's settings and
-with Spark's constraint propagation on. `--invalid` times the invalid-events query's steps over the same records: as the
+with Spark's constraint propagation on, then generating the Java source of its stages; and counts the Catalyst rules
+one planning runs. `--invalid` times the invalid-events query's steps over the same records: as the
 job runs them (valid events in the producer's own shape left out by one regex before validation) and validating every
 record, taking turns.
 `--gc` picks the JVM's garbage collector: Parallel (the job's default) or G1 (HotSpot's).
@@ -64,6 +65,7 @@ from streaming_job.windows import (
 JOB_SQL_CONFS = {k: v for k, v in SESSION_DEFAULTS.items()
                  if k.startswith("spark.sql.objectHashAggregate") or k == CONSTRAINT_PROPAGATION}
 PLANNED_STREAMS = 3
+ADAPTIVE = "spark.sql.adaptive.enabled"
 KINDS = (ACTIVE_USERS, USER_SESSIONS, PAGE_VIEWS, BOT_ACTIVITY)
 HUGE_METHODS = {"split": {HUGE_METHOD_LIMIT: str(HOTSPOT_HUGE_METHOD_BYTES)}, "compiled": {}, "interpreted": {}}
 COLLECTORS = {"parallel": PARALLEL_GC, "g1": "-XX:+UseG1GC"}
@@ -161,25 +163,43 @@ def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[s
 
 def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, int]:
     """Median milliseconds to optimize and plan the aggregates query as Spark does before each micro-batch, with the
-    job's settings and with constraint propagation on (Spark's default), the two taking turns.
+    job's settings and with constraint propagation on (Spark's default), the two taking turns; then, for the job's
+    settings, to generate the Java source of the plan's whole-stage codegen stages (`job_java_source`), which each
+    micro-batch also does before its tasks start (Spark compiles a source once, but builds it for every batch).
 
     Each run plans a fresh copy of the analyzed plan, as each batch does: a plan's nodes keep what the optimizer inferred
-    about them. The first rounds warm the JIT up and are left out.
+    about them. The first rounds warm the JIT up and are left out. `rule_runs` counts the Catalyst rules one planning runs
+    (the optimizer's fixed-point batches run all their rules again while any of them still changes the plan).
     """
     plan = aggregated_rows(settings, [records] * PLANNED_STREAMS, range(PLANNED_STREAMS))
     analyzed = plan._jdf.queryExecution().analyzed()
-    mode = spark._jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL()
+    jvm = spark._jvm
+    mode = jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL()
+    debug = getattr(jvm.org.apache.spark.sql.execution.debug, "package$").__getattr__("MODULE$")
+    rules = getattr(jvm.org.apache.spark.sql.catalyst.rules, "RuleExecutor$").__getattr__("MODULE$")
     settings_by_name = {"job": JOB_SQL_CONFS[CONSTRAINT_PROPAGATION], "constraint_propagation": "true"}
-    seconds: dict[str, list[float]] = {name: [] for name in settings_by_name}
+    seconds: dict[str, list[float]] = {name: [] for name in [*settings_by_name, "job_java_source"]}
+    adaptive = spark.conf.get(ADAPTIVE)
+    spark.conf.set(ADAPTIVE, "false")  # as in a streaming query, which plans every stage up front
     warm_up = 5
-    for _ in range(warm_up + repeat):
+    for round_ in range(warm_up + repeat):
         for name, value in settings_by_name.items():
             spark.conf.set(CONSTRAINT_PROPAGATION, value)
+            if round_ == warm_up and name == "job":
+                rules.resetMetrics()
             t0 = time.perf_counter()
-            spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
+            executed = spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
             seconds[name].append(time.perf_counter() - t0)
+            if round_ == warm_up and name == "job":
+                rule_runs = rules.getCurrentMetrics().numRuns()
+            if name == "job":
+                t0 = time.perf_counter()
+                debug.codegenStringSeq(executed)
+                seconds["job_java_source"].append(time.perf_counter() - t0)
     spark.conf.set(CONSTRAINT_PROPAGATION, JOB_SQL_CONFS[CONSTRAINT_PROPAGATION])
-    return {name: round(statistics.median(runs[warm_up:]) * 1000) for name, runs in seconds.items()}
+    spark.conf.set(ADAPTIVE, adaptive)
+    return {**{name: round(statistics.median(runs[warm_up:]) * 1000) for name, runs in seconds.items()},
+            "rule_runs": rule_runs}
 
 
 def main() -> int:

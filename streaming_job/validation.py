@@ -95,6 +95,17 @@ def _text_col(field: str) -> str:
     return f"_s_{field}"
 
 
+def _first_match(branches: Sequence[tuple[Column, Column]]) -> Column:
+    """The value of the first branch whose condition holds (NULL when none does), as one flat CASE WHEN.
+
+    Flat, not a `when` nested in each `otherwise`: Spark's optimizer pushes a predicate over a CASE (`reason IS NULL`,
+    for one) into its branches one level of nesting per pass, so a reason nested ten deep made it pass over the whole
+    plan 14 times, and every micro-batch plans it anew (`bench/job.py --planning`).
+    """
+    (condition, value), *rest = branches
+    return reduce(lambda case, branch: case.when(*branch), rest, F.when(condition, value))
+
+
 def _listed(names: Sequence[str], conditions: Sequence[Column]) -> Column:
     """Comma-separated names whose condition holds ('' when none)."""
     return F.concat_ws(", ", *[F.when(cond, F.lit(n)) for n, cond in zip(names, conditions, strict=True)])
@@ -293,13 +304,11 @@ def validate(event_types: Sequence[str], max_event_bytes: int, max_future: timed
                       F.lit(" is more than "), F.lit(f"{max_future.total_seconds():g}s"),
                       F.lit(" ahead of its Kafka timestamp"))),
         ]
-        reason = F.lit(None).cast("string")
-        for name, failed, _ in reversed(checks):  # the first failing check wins
-            reason = F.when(failed, F.lit(name)).otherwise(reason)
-        with_reason = checked.withColumn(REASON, F.when(~plain, reason))
-        detail = F.lit(None).cast("string")
-        for name, _, why in checks:
-            detail = F.when(F.col(REASON) == name, why).otherwise(detail)
+        # A plainly valid record has no reason; any other, the first check it fails.
+        reason = _first_match([(plain, F.lit(None).cast("string")),
+                               *[(failed, F.lit(name)) for name, failed, _ in checks]])
+        with_reason = checked.withColumn(REASON, reason)
+        detail = _first_match([(F.col(REASON) == name, why) for name, _, why in checks])
 
         event_id = text(ev.EVENT_ID)
         return with_reason.select(

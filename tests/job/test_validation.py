@@ -66,6 +66,20 @@ def test_each_invalid_record_gets_its_reason_and_detail(spark, value, reason, de
     assert reasons(spark, [value]) == [(reason, detail)]
 
 
+def test_a_record_failing_several_checks_gets_the_reason_of_the_first_in_the_order_of_the_checks(spark):
+    # Given events that each fail several checks, the first of them a different one (the order: missing field, wrong
+    # type, unstorable value, unknown event type, bad timestamp, future timestamp)
+    odd_type, bad_time = "tele\u0000port", "yesterday"
+    values = [event(user_id=..., session_id=7, event_type=odd_type, timestamp=bad_time),
+              event(session_id=7, event_type=odd_type, timestamp=bad_time),
+              event(event_type=odd_type, timestamp=bad_time),
+              event(event_type="teleport", timestamp=bad_time),
+              event(timestamp="9999-06-01T00:00:00Z")]  # out of range, and ahead of Kafka
+    # When they are validated, Then each gets the reason of the first check it fails, and only that one
+    assert [reason for reason, _ in reasons(spark, values)] == [
+        "missing_field", "wrong_type", "unstorable_value", "unknown_event_type", "bad_timestamp"]
+
+
 def test_a_value_over_the_size_limit_is_too_large_before_it_is_parsed(spark):
     big = event(pad="x" * 200)
     assert reasons(spark, [big], max_bytes=100) == [("too_large", f"value is {len(big)} bytes, limit 100")]
