@@ -182,21 +182,24 @@ def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int
     adaptive = spark.conf.get(ADAPTIVE)
     spark.conf.set(ADAPTIVE, "false")  # as in a streaming query, which plans every stage up front
     warm_up = 5
-    for round_ in range(warm_up + repeat):
+
+    def executed_plan():
+        return spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
+
+    for _ in range(warm_up + repeat):
         for name, value in settings_by_name.items():
             spark.conf.set(CONSTRAINT_PROPAGATION, value)
-            if round_ == warm_up and name == "job":
-                rules.resetMetrics()
             t0 = time.perf_counter()
-            executed = spark._jsparkSession.sessionState().executePlan(analyzed.clone(), mode).executedPlan()
+            executed = executed_plan()
             seconds[name].append(time.perf_counter() - t0)
-            if round_ == warm_up and name == "job":
-                rule_runs = rules.getCurrentMetrics().numRuns()
             if name == "job":
                 t0 = time.perf_counter()
                 debug.codegenStringSeq(executed)
                 seconds["job_java_source"].append(time.perf_counter() - t0)
     spark.conf.set(CONSTRAINT_PROPAGATION, JOB_SQL_CONFS[CONSTRAINT_PROPAGATION])
+    rules.resetMetrics()
+    executed_plan()
+    rule_runs = rules.getCurrentMetrics().numRuns()
     spark.conf.set(ADAPTIVE, adaptive)
     return {**{name: round(statistics.median(runs[warm_up:]) * 1000) for name, runs in seconds.items()},
             "rule_runs": rule_runs}
