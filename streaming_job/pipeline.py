@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from functools import reduce
+from functools import cache, reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -147,17 +147,25 @@ def _limit_writers(df: DataFrame, writers: int | None) -> DataFrame:
     return df if writers is None else df.coalesce(writers)
 
 
-def _by_bucket(df: DataFrame, writers: int | None) -> DataFrame:
+def by_bucket(writers: int | None) -> Step:
     """At most `writers` partitions, each bucket document in one of them: every value of a document is then `$set` by
     one writer in one write, and no two writers touch the same document. The shards of a pane spread over the writers.
     """
-    return df.repartition(writers, document_column()) if writers else df.repartition(document_column())
+
+    @cache
+    def bucket() -> Column:  # built at the first batch and kept, as the output steps do (streaming_job/windows.py)
+        return document_column()
+
+    def step(df: DataFrame) -> DataFrame:
+        return df.repartition(writers, bucket()) if writers else df.repartition(bucket())
+
+    return step
 
 
 def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = None) -> Callable[[DataFrame, int], None]:
     """foreachBatch body: `$set` the changed values of this batch into their buckets, and journal its user-session values
     (complete values: replays rewrite)."""
-    steps = output_steps(s)
+    steps = [*output_steps(s), by_bucket(writers)]
     busy: list = []  # the writers' seconds and operations, summed over a batch's partitions (Spark accumulators)
 
     def run(batch: DataFrame, batch_id: int) -> None:
@@ -171,7 +179,7 @@ def write_aggregates(s: JobSettings, target: MongoTarget, writers: int | None = 
             seconds.add(took)
             operations.add(written)
 
-        out = _by_bucket(run_steps(batch, steps), writers)
+        out = run_steps(batch, steps)
         built = time.perf_counter()
         out.foreachPartition(partition_writer(target, aggregate_documents(batch_id), on_done=done))
         # Where a batch's time goes, for whoever tunes the job (--log-level DEBUG): Python building the batch's plan,

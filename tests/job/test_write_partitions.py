@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from storage import contract as c
 from streaming_job.documents import _bucket, shard_column
 from streaming_job.main import _writers_for_server
-from streaming_job.pipeline import _by_bucket
+from streaming_job.pipeline import by_bucket
 from streaming_job.settings import JobSettings
 
 OUT_SCHEMA = ("kind string, window_start timestamp_ntz, window_end timestamp_ntz, key string, subkey string, "
@@ -44,7 +44,7 @@ def test_each_bucket_document_is_written_by_one_writer_and_both_writers_get_work
         rows += [out_row(c.PAGE_VIEWS, pane, f"/p/{p}") for p in range(50)]
     df = spark.createDataFrame(rows, OUT_SCHEMA)
     # When it is spread over two writers
-    parts = _by_bucket(df, 2).withColumn("writer", F.spark_partition_id()).collect()
+    parts = by_bucket(2)(df).withColumn("writer", F.spark_partition_id()).collect()
     # Then every document's values are in one partition, and both partitions hold documents
     writer_of: dict[tuple[str, str], set[int]] = {}
     for r in parts:
