@@ -4,7 +4,7 @@ Runs the very steps of the streaming query on a cached static frame of Kafka-sha
 those are measured by the end-to-end runs), in local mode on this machine, and prints JSON.
 
     .venv/bin/python bench/job.py [--events 1000000] [--users 10000] [--pages 200] [--repeat 3] [--stages]
-                                  [--floor] [--invalid] [--planning] [--huge-methods split|compiled|interpreted]
+                                  [--floor] [--set-free] [--invalid] [--planning] [--huge-methods split|compiled|interpreted]
                                   [--gc parallel|g1]
 
 `--stages` also times each stage on its own, reading the cached output of the stages before it: parsing and validating,
@@ -12,14 +12,15 @@ dedup, the window rows, the aggregation (medians, in seconds), and the aggregati
 (`aggregate_by_kind`: what each one costs of it); and parsing and validating every record, the producer's shape included
 (`parse_validate_every_record`: the job reads that shape's fields without parsing). `--floor` times the least any plan
 computing these aggregates does: six fields read without validation, the window rows, a count per slot (no dedup, no
-sets). `--huge-methods` says what becomes of generated methods over HotSpot's 8,000 bytes: split by Spark at that size
-(the job's default), compiled by the JVM (what the job keeps when its JVM has -XX:-DontCompileHugeMethods), or left to
-HotSpot's interpreter (HotSpot's and Spark's defaults). `--planning` times what Spark does before every micro-batch of
-the aggregates query: optimizing and planning its plan (a stream per partition, 3 here), with the job's settings and
-with Spark's constraint propagation on, then generating the Java source of its stages; and counts the Catalyst rules
-one planning runs. `--invalid` times the invalid-events query's steps over the same records: as the
-job runs them (valid events in the producer's own shape left out by one regex before validation) and validating every
-record, taking turns.
+sets). `--set-free` times the job's window rows and aggregation against set-free ones (a group per window and user, and
+per bot second, instead of a set). `--huge-methods` says what becomes of generated methods over HotSpot's 8,000 bytes:
+split by Spark at that size (the job's default), compiled by the JVM (what the job keeps when its JVM has
+-XX:-DontCompileHugeMethods), or left to HotSpot's interpreter (HotSpot's and Spark's defaults). `--planning` times what
+Spark does before every micro-batch of the aggregates query: optimizing and planning its plan (a stream per partition, 3
+here), with the job's settings and with Spark's constraint propagation on, then generating the Java source of its
+stages; and counts the Catalyst rules one planning runs. `--invalid` times the invalid-events query's steps over the
+same records: as the job runs them (valid events in the producer's own shape left out by one regex before validation)
+and validating every record, taking turns.
 `--gc` picks the JVM's garbage collector: Parallel (the job's default) or G1 (HotSpot's).
 """
 
@@ -53,12 +54,20 @@ from streaming_job.validation import EVENT_TIME, TYPED_FIELDS, invalid_events, s
 from streaming_job.windows import (
     ACTIVE_USERS,
     BOT_ACTIVITY,
+    EVENTS,
+    FIRST,
     KEY,
     KIND,
+    LAST,
+    MEMBER,
+    MINUTE_US,
     PAGE_VIEWS,
+    POSITION,
+    SECOND_US,
     SUBKEY,
     USER_SESSIONS,
     WINDOW_END,
+    aggregate,
 )
 
 # The job's own settings of how Spark aggregates and plans (not its partitions, UI or shutdown).
@@ -149,6 +158,42 @@ def floor_seconds(records, settings: JobSettings, repeat: int) -> dict[str, floa
     return {name: median_seconds(plan, repeat) for name, plan in plans.items()}
 
 
+def set_free_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
+    """The job's window rows and aggregation against set-free ones, on the same cached deduplicated events (medians of
+    runs taking turns).
+
+    `set_free`: the job's rows with an active user's id moved from the set's member into the key (a group per window
+    and user) and a bot minute's member into a group per user and second; counts and positions only, so Spark
+    aggregates into fixed-width buffers (HashAggregate) instead of a set per group (ObjectHashAggregate).
+    `set_free_but_bot_minutes`: the same, but bot minutes keep their set. Neither is the job: a window's distinct users
+    would have to be counted from its new groups in each batch, and bot seconds hold a state row per event.
+    """
+    steps = aggregate_steps(settings)  # ... dedup, then the window rows, then the aggregation
+    events = run_steps(records, [*parse_steps(settings), *steps[:-2]]).cache()
+    events.count()
+    rows = run_steps(events, steps[-2:-1])
+    is_bot, is_active = F.col(KIND) == BOT_ACTIVITY, F.col(KIND) == ACTIVE_USERS
+    # A bot member is `SS:position`: its second of the minute that ends at WINDOW_END.
+    second_end = F.timestamp_micros(F.unix_micros(WINDOW_END) - F.lit(MINUTE_US)
+                                    + (F.substring(MEMBER, 1, 2).cast("bigint") + 1) * F.lit(SECOND_US))
+    groups = [KIND, F.when(is_bot, second_end).otherwise(F.col(WINDOW_END)).alias(WINDOW_END),
+              F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY), SUBKEY]
+    plans = {
+        "job": run_steps(rows, steps[-1:]),
+        "set_free": rows.groupBy(*groups).agg(F.count(F.lit(1)).alias(EVENTS), F.min(POSITION).alias(FIRST),
+                                              F.max(POSITION).alias(LAST)),
+        "set_free_but_bot_minutes": aggregate(rows.select(
+            KIND, WINDOW_END, F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY), SUBKEY,
+            F.when(is_bot, F.col(MEMBER)).alias(MEMBER), POSITION)),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in plans}
+    for _ in range(repeat):
+        for name, plan in plans.items():
+            seconds[name].extend(timed(plan, 1))
+    events.unpersist()
+    return {name: round(statistics.median(s), 2) for name, s in seconds.items()}
+
+
 def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
     """The invalid-events query's steps on the same (valid) records, as the job runs them (valid events in the
     producer's shape left out by one regex) and validating every record, the two taking turns (medians)."""
@@ -215,6 +260,8 @@ def main() -> int:
     p.add_argument("--stages", action="store_true", help="also time each stage on its own")
     p.add_argument("--floor", action="store_true",
                    help="also time the least any plan for these aggregates does (no validation, dedup or sets)")
+    p.add_argument("--set-free", action="store_true",
+                   help="also time the job's window rows and aggregation against set-free ones (no set per group)")
     p.add_argument("--invalid", action="store_true",
                    help="also time the invalid-events query's steps, as the job runs them and validating every record")
     p.add_argument("--planning", action="store_true",
@@ -244,6 +291,7 @@ def main() -> int:
         median = statistics.median(seconds)
         stages = stage_seconds(records, settings, ns.repeat) if ns.stages else None
         floor = floor_seconds(records, settings, ns.repeat) if ns.floor else None
+        set_free = set_free_seconds(records, settings, ns.repeat) if ns.set_free else None
         invalid = invalid_query_seconds(records, settings, ns.repeat) if ns.invalid else None
         planning = planning_ms(spark, records, settings, max(ns.repeat, 10)) if ns.planning else None
         print(json.dumps({
@@ -254,6 +302,7 @@ def main() -> int:
             "gc": ns.gc,
             **({"stages_median_seconds": stages} if stages else {}),
             **({"floor_median_seconds": floor} if floor else {}),
+            **({"rows_and_aggregation_median_seconds": set_free} if set_free else {}),
             **({"invalid_query_median_seconds": invalid} if invalid else {}),
             **({"planning_median_ms": planning} if planning else {}),
         }))
