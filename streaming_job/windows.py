@@ -31,7 +31,7 @@ and the report shows the figures that stay exact without bot users.
 
 The output steps (`over_bot_limit`, `with_window_start`) run on every micro-batch, in the driver's Python, before the
 batch can start. Each Spark Column built there is a round trip to the JVM: a batch's output plan took about 1,200 of
-them (90 to 190 ms a batch). So these steps build their Columns at the first batch and keep them; later batches only
+them (70 to 190 ms a batch). So these steps build their Columns at the first batch and keep them; later batches only
 apply them. A Column names its inputs and is not bound to a DataFrame, so one serves every batch.
 """
 
