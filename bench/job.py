@@ -124,6 +124,16 @@ def median_seconds(df, repeat: int) -> float:
     return round(statistics.median(timed(df, repeat)), 2)
 
 
+def taking_turns(plans: dict, repeat: int) -> dict[str, float]:
+    """Median seconds of each plan over `repeat` rounds, each round running every plan once: the machine's slow and fast
+    minutes fall on all of them alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in plans}
+    for _ in range(repeat):
+        for name, plan in plans.items():
+            seconds[name].extend(timed(plan, 1))
+    return {name: round(statistics.median(runs), 2) for name, runs in seconds.items()}
+
+
 def stage_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
     """Each stage of the hot path timed alone, on the cached output of the stages before it; and parsing and validating
     every record, the producer's shape too (what the job's shortcut saves), on the records."""
@@ -186,12 +196,10 @@ def set_free_seconds(records, settings: JobSettings, repeat: int) -> dict[str, f
             KIND, WINDOW_END, F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY), SUBKEY,
             F.when(is_bot, F.col(MEMBER)).alias(MEMBER), POSITION)),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in plans}
-    for _ in range(repeat):
-        for name, plan in plans.items():
-            seconds[name].extend(timed(plan, 1))
-    events.unpersist()
-    return {name: round(statistics.median(s), 2) for name, s in seconds.items()}
+    try:
+        return taking_turns(plans, repeat)
+    finally:
+        events.unpersist()
 
 
 def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[str, float]:
@@ -199,11 +207,7 @@ def invalid_query_seconds(records, settings: JobSettings, repeat: int) -> dict[s
     producer's shape left out by one regex) and validating every record, the two taking turns (medians)."""
     plans = {"skip_plainly_valid": run_steps(records, [*invalid_steps(settings), invalid_events]),
              "validate_all": run_steps(records, [*parse_steps(settings, known_shape=False), invalid_events])}
-    seconds: dict[str, list[float]] = {name: [] for name in plans}
-    for _ in range(repeat):
-        for name, plan in plans.items():
-            seconds[name].extend(timed(plan, 1))
-    return {name: round(statistics.median(runs), 2) for name, runs in seconds.items()}
+    return taking_turns(plans, repeat)
 
 
 def planning_ms(spark: SparkSession, records, settings: JobSettings, repeat: int) -> dict[str, int]:
