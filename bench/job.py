@@ -186,15 +186,14 @@ def set_free_seconds(records, settings: JobSettings, repeat: int) -> dict[str, f
     # A bot member is `SS:position`: its second of the minute that ends at WINDOW_END.
     second_end = F.timestamp_micros(F.unix_micros(WINDOW_END) - F.lit(MINUTE_US)
                                     + (F.substring(MEMBER, 1, 2).cast("bigint") + 1) * F.lit(SECOND_US))
-    groups = [KIND, F.when(is_bot, second_end).otherwise(F.col(WINDOW_END)).alias(WINDOW_END),
-              F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY), SUBKEY]
+    key = F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY)  # an active user's id, else the key
+    groups = [KIND, F.when(is_bot, second_end).otherwise(F.col(WINDOW_END)).alias(WINDOW_END), key, SUBKEY]
     plans = {
         "job": run_steps(rows, steps[-1:]),
         "set_free": rows.groupBy(*groups).agg(F.count(F.lit(1)).alias(EVENTS), F.min(POSITION).alias(FIRST),
                                               F.max(POSITION).alias(LAST)),
         "set_free_but_bot_minutes": aggregate(rows.select(
-            KIND, WINDOW_END, F.when(is_active, F.col(MEMBER)).otherwise(F.col(KEY)).alias(KEY), SUBKEY,
-            F.when(is_bot, F.col(MEMBER)).alias(MEMBER), POSITION)),
+            KIND, WINDOW_END, key, SUBKEY, F.when(is_bot, F.col(MEMBER)).alias(MEMBER), POSITION)),
     }
     try:
         return taking_turns(plans, repeat)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cache, reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -151,10 +151,7 @@ def by_bucket(writers: int | None) -> Step:
     """At most `writers` partitions, each bucket document in one of them: every value of a document is then `$set` by
     one writer in one write, and no two writers touch the same document. The shards of a pane spread over the writers.
     """
-
-    @cache
-    def bucket() -> Column:  # built at the first batch and kept, as the output steps do (streaming_job/windows.py)
-        return document_column()
+    bucket = cache(document_column)  # built at the first batch and kept, as the output steps do (streaming_job/windows.py)
 
     def step(df: DataFrame) -> DataFrame:
         return df.repartition(writers, bucket()) if writers else df.repartition(bucket())
